@@ -1,0 +1,151 @@
+"""The `Assistant`: answers one question from the indexed documents, with citations and a trace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from assistant.citations import cited_numbers, citations_for, strip_invalid, supporting_source
+from assistant.config import Settings
+from assistant.models.base import Embedder, Generator
+from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer
+from assistant.types import Answer, Hit, Trace
+from retrievers.hybrid import HybridRetriever
+from retrievers.store import Store
+
+# Ways a model says the sources don't hold the answer (ours, and common paraphrases of it).
+_ABSTAIN = re.compile(
+    r"documents? (do not|don't|does not|doesn't) (say|mention|contain)|"
+    r"(sources?|context|passages?) (do not|don't|does not|doesn't) (say|mention|contain)|"
+    r"\b(cannot|can't|unable to) (be )?(answer|determine|find)|no information|not (mentioned|provided|stated)",
+    re.IGNORECASE,
+)
+
+
+def is_abstention(text: str) -> bool:
+    """True when a generated answer declines to answer (or is empty)."""
+    return not text.strip() or bool(_ABSTAIN.search(text))
+
+
+def finish_answer(raw: str, hits: list[Hit], trace: Trace) -> Answer:
+    """Turns generated text into an `Answer`: abstention detected, citations checked or attributed."""
+    with trace.stage("cite") as info:
+        if is_abstention(raw):
+            info["abstained"] = True
+            return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
+        text, dropped = strip_invalid(clean_answer(raw), len(hits))
+        numbers = cited_numbers(text)
+        info.update(dropped=dropped, cited=numbers, attributed=False)
+        if not numbers:
+            source = supporting_source(text, hits)
+            if source is not None:
+                text, numbers = f"{text} [{source}]", [source]
+                info.update(cited=numbers, attributed=True)
+        info["supported"] = bool(numbers)
+    return Answer(text, citations_for(numbers, hits), tuple(hits), False, trace)
+
+
+def needs_example(generator: Generator) -> bool:
+    """Base models (no chat template) get a worked example in the prompt; instruct models don't."""
+    return not getattr(generator, "has_chat_template", True)
+
+
+class Assistant:
+    """Retrieves passages for a question, asks the generator, and returns a cited `Answer`.
+
+    Components are built from the settings on first use unless given (tests pass fakes).
+
+    Args:
+        settings: All of Tessera's settings.
+        embedder: Overrides the embedder named in the settings.
+        generator: Overrides the generator named in the settings.
+        store: Overrides the store the settings point at.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._generator = generator
+        self._store = store
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from assistant.models.registry import create_embedder
+
+            self._embedder = create_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            from assistant.models.registry import create_generator
+
+            self._generator = create_generator(self.settings)
+        return self._generator
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from retrievers.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    def search(self, query: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]:
+        """The passages retrieval finds for ``query``, best first, without generating."""
+        retriever = HybridRetriever(self.store, self.embedder, self.settings.retrieval)
+        return retriever.retrieve(query, trace, top_k=top_k)
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        """Yields the answer text as it is generated, then the final `Answer` as the last item.
+
+        The final answer's text may differ from the streamed pieces: invalid citation markers are removed
+        and an uncited answer gets the citation of the source it was taken from.
+        """
+        trace = Trace()
+        hits = self.search(question, trace)
+        best = max((h.dense_score or 0.0 for h in hits), default=0.0)
+        with trace.stage("relevance_gate", best_dense_score=round(best, 4)) as info:
+            relevant = bool(hits) and best >= self.settings.retrieval.min_relevance
+            info["passed"] = relevant
+            info["min_relevance"] = self.settings.retrieval.min_relevance
+        if not relevant:
+            yield ABSTAIN_TEXT
+            yield Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
+            return
+
+        messages = build_messages(question, hits, example=needs_example(self.generator))
+        pieces: list[str] = []
+        with trace.stage("generate", generator=self.generator.name) as info:
+            for piece in self.generator.stream(
+                messages,
+                max_new_tokens=self.settings.models.max_new_tokens,
+                temperature=self.settings.models.temperature,
+                stop=STOP,
+            ):
+                pieces.append(piece)
+                yield piece
+            info["raw"] = "".join(pieces)
+        yield finish_answer("".join(pieces), hits, trace)
+
+    def ask(self, question: str) -> Answer:
+        """Answers ``question`` (the last item of `stream`)."""
+        answer = None
+        for item in self.stream(question):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def close(self) -> None:
+        """Releases the store (the embedded Qdrant shard lock)."""
+        if self._store is not None:
+            self._store.close()

@@ -1,0 +1,206 @@
+"""The ``tessera`` command line: ingest documents, ask questions, search, list what is indexed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from assistant.config import Settings, load_settings, parse_overrides
+
+app = typer.Typer(
+    help="Tessera: answers questions from your documents, citing the passages it used.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Folder for all state (index, docstore, model cache). Env: TESSERA_HOME.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any setting: --set retrieval.top_k=8 (repeatable)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve.", min=1)]
+
+
+def _settings(home: Path | None, pairs: list[str] | None, **flags: Any) -> Settings:
+    """Settings from every source, CLI flags last (they win)."""
+    try:
+        overrides = parse_overrides(pairs or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if home is not None:
+        overrides["home"] = str(home)
+    for dotted, value in flags.items():
+        if value is not None:
+            section, key = dotted.split("__")
+            overrides.setdefault(section, {})[key] = value
+    try:
+        return load_settings(overrides)
+    except Exception as exc:  # pydantic's ValidationError lists every bad field and why
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _quiet_libraries() -> None:
+    """Keeps model-loading progress bars and warnings out of the answer output."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (.md .txt .html .pdf .docx).")],
+    home: HomeOption = None,
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Index documents so questions can be asked about them. Unchanged files are skipped."""
+    settings = _settings(home, set_)
+    _quiet_libraries()
+    from assistant.models.registry import create_embedder
+    from ingestion.docstore import DocStore
+    from ingestion.pipeline import Ingestor
+    from retrievers.store import StoreError, open_store
+
+    def report_error(path: str, reason: str) -> None:
+        if not as_json:
+            typer.secho(f"skipped {path}: {reason}", fg=typer.colors.YELLOW, err=True)
+
+    try:
+        with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
+            ingestor = Ingestor(settings, create_embedder(settings), store, docstore)
+            report = ingestor.ingest_paths(paths, progress=sys.stderr.isatty() and not as_json, on_error=report_error)
+    except StoreError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2))
+    else:
+        typer.echo(
+            f"ingested {len(report.ingested)} file(s), {report.passages} passages; "
+            f"{len(report.unchanged)} unchanged; {len(report.failed)} skipped ({report.seconds:.1f} s)"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    home: HomeOption = None,
+    set_: SetOption = None,
+    top_k: TopKOption = None,
+    generator: Annotated[str | None, typer.Option(help="Generator, e.g. gemma3-270m or openai:<model>.")] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the indexed documents, citing sources as [n]."""
+    settings = _settings(home, set_, retrieval__top_k=top_k, models__generator=generator)
+    _quiet_libraries()
+    from assistant.assistant import Assistant
+    from assistant.models.base import ModelError
+    from assistant.render import answer_json, answer_text
+    from assistant.types import Answer
+    from retrievers.store import StoreError
+
+    assistant = Assistant(settings)
+    try:
+        answer = None
+        for item in assistant.stream(question):
+            if isinstance(item, Answer):
+                answer = item
+            elif stream and not as_json:
+                typer.echo(item, nl=False)
+    except (ModelError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        assistant.close()
+    assert answer is not None
+    if as_json:
+        typer.echo(json.dumps(answer_json(answer), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(answer_text(answer, streamed=stream))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    home: HomeOption = None,
+    set_: SetOption = None,
+    top_k: TopKOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the passages retrieval finds for a query, without generating an answer."""
+    settings = _settings(home, set_, retrieval__top_k=top_k)
+    _quiet_libraries()
+    from assistant.assistant import Assistant
+    from assistant.types import Trace, to_dict
+    from retrievers.store import StoreError
+
+    assistant = Assistant(settings)
+    trace = Trace()
+    try:
+        hits = assistant.search(query, trace)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        assistant.close()
+    if as_json:
+        typer.echo(json.dumps({"query": query, "hits": to_dict(hits), "trace": to_dict(trace)}, indent=2))
+        return
+    if not hits:
+        typer.echo("No passages found. Has anything been ingested? Run: tessera ingest PATH")
+    for n, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:160]
+        typer.echo(f"[{n}] {hit.score:.4f}  {hit.location}\n    {snippet}")
+
+
+@app.command()
+def docs(home: HomeOption = None, set_: SetOption = None, as_json: JsonOption = False) -> None:
+    """List the indexed documents."""
+    settings = _settings(home, set_)
+    from ingestion.docstore import DocStore
+
+    with DocStore(settings.docstore_path) as docstore:
+        records = docstore.documents()
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ for r in records], indent=2))
+        return
+    if not records:
+        typer.echo(f"Nothing indexed in {settings.home}. Run: tessera ingest PATH")
+    for r in records:
+        typer.echo(f"{r.passages:5d} passages  {r.source}")
+
+
+@app.command()
+def config(home: HomeOption = None, set_: SetOption = None) -> None:
+    """Print the effective settings (defaults ← tessera.toml ← TESSERA_* ← flags) as JSON."""
+    settings = _settings(home, set_)
+    typer.echo(settings.model_dump_json(indent=2, exclude={"models": {"openai_api_key"}, "store": {"qdrant_api_key"}}))
+
+
+def main() -> None:
+    """Entry point for ``python -m assistant.cli``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

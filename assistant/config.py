@@ -1,0 +1,161 @@
+"""Tessera's one settings object.
+
+Precedence, lowest first: defaults ← ``tessera.toml`` ← ``TESSERA_*`` environment ← CLI flags.
+The TOML file is ``./tessera.toml`` unless ``TESSERA_CONFIG`` names another. Nested fields use ``__`` in
+the environment (``TESSERA_RETRIEVAL__TOP_K=8``) and dotted keys on the command line
+(``--set retrieval.top_k=8``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo in tessera.toml is caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Section):
+    """Which models embed and generate."""
+
+    embedder: str = "minilm"
+    """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``fake``."""
+    generator: str = "smollm2-135m"
+    """Generator: ``smollm2-135m`` or ``gemma3-270m`` (bundled), ``transformers:<hub id or folder>``,
+    ``openai:<model name>`` (an OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    """Weights dtype for local generators; ``auto`` picks bfloat16 where the CPU has native bf16 support."""
+    max_new_tokens: int = Field(96, ge=1, le=8192)
+    """Most tokens a generator writes for one answer."""
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    """Sampling temperature; 0 means greedy (deterministic) decoding."""
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    """Base URL of the OpenAI-compatible endpoint used by ``openai:`` generators (vLLM, llama.cpp, Ollama…)."""
+    openai_api_key: str | None = None
+    """API key for that endpoint (also read from ``OPENAI_API_KEY``); local servers usually need none."""
+    request_timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for an endpoint before giving up."""
+
+
+class StoreSettings(_Section):
+    """Where vectors live."""
+
+    qdrant_url: str | None = None
+    """A Qdrant server or cluster URL (``http://host:6333``); unset means embedded Qdrant Edge in the home."""
+    qdrant_api_key: str | None = None
+    """API key for the Qdrant server, if it needs one."""
+    collection: str = "tessera"
+    """Collection (server) or shard folder (embedded) name."""
+
+
+class IngestionSettings(_Section):
+    """How documents become passages."""
+
+    chunk_size: int = Field(220, ge=32, le=4096)
+    """Target passage length in tokens of the embedder's tokenizer."""
+    chunk_overlap: int = Field(30, ge=0)
+    """Tokens shared by consecutive passages, so a fact on a boundary is whole in one of them."""
+    max_file_mb: float = Field(50.0, gt=0)
+    """Files larger than this are skipped with a message rather than read into memory."""
+    batch_size: int = Field(32, ge=1)
+    """Passages embedded per batch."""
+
+
+class RetrievalSettings(_Section):
+    """How passages are found for a question."""
+
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    """``hybrid`` fuses dense and BM25 results with reciprocal rank fusion."""
+    top_k: int = Field(4, ge=1, le=100)
+    """How many passages the generator sees."""
+    candidates: int = Field(20, ge=1, le=1000)
+    """How many hits each leg of hybrid search contributes before fusion."""
+    rrf_k: int = Field(60, ge=1)
+    """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
+    min_relevance: float = Field(0.25, ge=-1.0, le=1.0)
+    """Cosine similarity the best passage must reach; below it Tessera says the documents don't cover
+    the question instead of asking the generator."""
+
+
+class Settings(BaseSettings):
+    """Everything Tessera can be told. Every eval run records it in full."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TESSERA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("tessera")))
+    """Where all state lives: the docstore, the embedded Qdrant shard and the model cache."""
+    models: ModelSettings = ModelSettings()
+    store: StoreSettings = StoreSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("TESSERA_CONFIG", "tessera.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def docstore_path(self) -> Path:
+        """The SQLite docstore file."""
+        return self.home / "docstore.sqlite3"
+
+    @property
+    def qdrant_path(self) -> Path:
+        """The embedded Qdrant Edge shard folder."""
+        return self.home / "qdrant" / self.store.collection
+
+    @property
+    def model_cache(self) -> Path:
+        """Where converted model weights are cached."""
+        return self.home / "models"
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turns ``["retrieval.top_k=8", "home=/tmp/x"]`` into a nested dict for `Settings(**...)`.
+
+    Raises:
+        ValueError: A pair without ``=``.
+    """
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (for example retrieval.top_k=8), got {pair!r}")
+        *parents, leaf = key.strip().split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Builds `Settings` from every source, with ``overrides`` (from CLI flags) winning."""
+    return Settings(**(overrides or {}))

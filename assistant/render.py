@@ -1,0 +1,36 @@
+"""Turning an `Answer` into what the CLI prints: readable text or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistant.types import Answer, to_dict
+
+
+def answer_text(answer: Answer, *, streamed: bool = False, snippet_chars: int = 200) -> str:
+    """The answer (unless it was already streamed) followed by its cited sources."""
+    lines = [] if streamed else [answer.text]
+    if streamed:
+        lines.append("")  # end the streamed line
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for citation in answer.citations:
+            snippet = " ".join(citation.hit.text.split())
+            if len(snippet) > snippet_chars:
+                snippet = snippet[: snippet_chars - 1].rstrip() + "…"
+            lines.append(f"[{citation.n}] {citation.hit.location}")
+            lines.append(f"    {snippet}")
+    elif answer.abstained and answer.contexts:
+        lines.append("")
+        lines.append(f"(searched {len(answer.contexts)} passages; none held the answer)")
+    elif answer.abstained:
+        lines.append("(nothing is indexed yet: run `tessera ingest PATH`)")
+    return "\n".join(lines)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The `Answer` as JSON-able data, with per-stage timings summarised."""
+    data = to_dict(answer)
+    data["timings"] = {s.name: round(s.seconds, 4) for s in answer.trace.stages}
+    return data

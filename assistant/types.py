@@ -1,0 +1,194 @@
+"""Core types shared by every package (DESIGN.md, "Core types").
+
+All are frozen dataclasses so a stage can hand them on without defensive copies. `to_dict` gives the
+JSON shape the CLI (`--json`) and the evaluation reports write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def to_dict(obj: Any) -> Any:
+    """Converts a (nested) dataclass into plain JSON-serialisable values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file (or dataset record) as text.
+
+    Attributes:
+        id: Stable id: a hash of the source path (or the dataset's own id).
+        source: Where it came from: an absolute file path or a dataset id.
+        title: A human title (file name, HTML <title>, first heading).
+        text: The full extracted text.
+        metadata: Loader extras, e.g. ``{"pages": [[start, end, page_no], ...], "sections": [...]}``.
+    """
+
+    id: str
+    source: str
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A contiguous span of a document's text: the unit that is embedded and retrieved.
+
+    Attributes:
+        id: Unique id (``{doc_id}:{index}``).
+        doc_id: The document it belongs to.
+        text: The passage text (``document.text[start:end]``).
+        start: Character offset of the first character in the document text.
+        end: Character offset one past the last character.
+        page: 1-based page number for paged formats (PDF), else None.
+        heading: The nearest section heading above the passage, if the format has headings.
+    """
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+    heading: str | None = None
+
+
+@dataclass(frozen=True)
+class Proposition:
+    """An atomic, self-contained statement extracted from a passage (Dense X Retrieval)."""
+
+    id: str
+    passage_id: str
+    doc_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question and the variants (rewrites, expansions) retrieval runs for it."""
+
+    text: str
+    variants: tuple[str, ...] = ()
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved unit with its score and where it came from.
+
+    Attributes:
+        unit_id: Id of the retrieved unit (a passage id for now).
+        text: The unit's text.
+        score: The retriever's score (fused RRF score for hybrid search; higher is better).
+        source: The source file path (or dataset id) of the document.
+        passage_id: The passage holding the unit.
+        doc_id: The document holding the unit.
+        title: The document title.
+        page: Page number, for paged formats.
+        heading: Section heading, where the format has them.
+        dense_score: Cosine similarity of the unit to the query (the relevance signal abstention uses).
+    """
+
+    unit_id: str
+    text: str
+    score: float
+    source: str
+    passage_id: str
+    doc_id: str
+    title: str = ""
+    page: int | None = None
+    heading: str | None = None
+    dense_score: float | None = None
+
+    @property
+    def location(self) -> str:
+        """A short human pointer: ``file.pdf, page 3`` or ``guide.md § Install``."""
+        where = self.source.rsplit("/", 1)[-1] or self.source
+        if self.page is not None:
+            where += f", page {self.page}"
+        if self.heading:
+            where += f" § {self.heading}"
+        return where
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A ``[n]`` marker in an answer and the source it points to."""
+
+    n: int
+    hit: Hit
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one pipeline stage did: its name, timing and a small JSON-able summary."""
+
+    name: str
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    """The per-stage record of one run of a pipeline. Mutable: stages append as they run."""
+
+    stages: list[StageRecord] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, **details: Any) -> Iterator[dict[str, Any]]:
+        """Times a block and records it; the block may add to the yielded details dict."""
+        info: dict[str, Any] = dict(details)
+        began = time.perf_counter()
+        try:
+            yield info
+        finally:
+            self.stages.append(StageRecord(name, time.perf_counter() - began, info))
+
+    def seconds(self, name: str) -> float:
+        """Total seconds spent in stages called ``name``."""
+        return sum(s.seconds for s in self.stages if s.name == name)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The assistant's reply to one question.
+
+    Attributes:
+        text: The answer text, with ``[n]`` citation markers.
+        citations: The sources the answer cites, in marker order.
+        contexts: Every source shown to the generator, numbered from 1 in this order.
+        abstained: True when the assistant said the documents do not cover the question.
+        trace: What each stage did and how long it took.
+    """
+
+    text: str
+    citations: tuple[Citation, ...]
+    contexts: tuple[Hit, ...]
+    abstained: bool
+    trace: Trace
+
+
+@dataclass(frozen=True)
+class MemoryUnit:
+    """One remembered item of a conversation at some granularity (turn, summary, fact)."""
+
+    id: str
+    granularity: str
+    text: str
+    session_id: str
+    turn_ids: tuple[str, ...]
+    created_at: float

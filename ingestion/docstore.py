@@ -1,0 +1,122 @@
+"""The SQLite docstore: which documents are indexed, their content hashes and their passages.
+
+Vectors live in Qdrant; this file is the record of truth for *what* was ingested, so re-ingesting an
+unchanged file can be skipped and a changed one replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.types import Document, Passage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT
+);
+CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id, idx);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A row of the documents table, with its passage count."""
+
+    id: str
+    source: str
+    title: str
+    content_hash: str
+    ingested_at: float
+    passages: int
+
+
+class DocStore:
+    """SQLite (WAL mode) store of documents and passages.
+
+    Args:
+        path: The database file; its folder is created if missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def content_hash(self, source: str) -> str | None:
+        """The stored content hash of ``source``, or None if it was never ingested."""
+        row = self._db.execute("SELECT content_hash FROM documents WHERE source = ?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, document: Document, content_hash: str, passages: Sequence[Passage]) -> None:
+        """Replaces a document and its passages in one transaction."""
+        with self._db:
+            self._db.execute("DELETE FROM documents WHERE id = ? OR source = ?", (document.id, document.source))
+            self._db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    document.id,
+                    document.source,
+                    document.title,
+                    content_hash,
+                    json.dumps(document.metadata),
+                    time.time(),
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, p.doc_id, i, p.text, p.start, p.end, p.page, p.heading) for i, p in enumerate(passages)],
+            )
+
+    def delete(self, doc_id: str) -> None:
+        """Removes a document and its passages."""
+        with self._db:
+            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def documents(self) -> list[DocumentRecord]:
+        """Every indexed document, by source path."""
+        rows = self._db.execute(
+            "SELECT d.id, d.source, d.title, d.content_hash, d.ingested_at, COUNT(p.id) "
+            "FROM documents d LEFT JOIN passages p ON p.doc_id = d.id GROUP BY d.id ORDER BY d.source"
+        ).fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
+    def passages(self, doc_id: str) -> list[Passage]:
+        """A document's passages in order."""
+        rows = self._db.execute(
+            "SELECT id, doc_id, text, start, end, page, heading FROM passages WHERE doc_id = ? ORDER BY idx",
+            (doc_id,),
+        ).fetchall()
+        return [Passage(*row) for row in rows]
+
+    def close(self) -> None:
+        """Closes the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> DocStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

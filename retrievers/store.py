@@ -1,0 +1,406 @@
+"""The vector store: one interface over embedded Qdrant Edge and a Qdrant server (DESIGN.md, "Storage and scale").
+
+Both backends hold the same layout: a named dense vector ``"dense"`` (cosine) and a named sparse vector
+``"bm25"`` with the IDF modifier, filled by the one `Bm25Encoder`. Hybrid search is one engine query: a dense
+and a sparse prefetch fused by reciprocal rank fusion, where Qdrant scores a point ``sum(1 / (k + rank))``
+over the legs that found it, rank counted from 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import qdrant_edge as qe
+
+from retrievers.sparse import Bm25Encoder, SparseVec
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from assistant.config import Settings
+
+DENSE, SPARSE = "dense", "bm25"
+Mode = Literal["hybrid", "dense", "sparse"]
+Row = tuple[str, list[float], SparseVec, dict[str, Any]]  # point id, dense, sparse, payload
+Found = list[tuple[dict[str, Any], float, list[float] | None]]  # payload, score, dense vector
+# Fixed forever: point ids derive from it, so changing it would orphan every stored point.
+_ID_NAMESPACE = uuid.UUID("6f1c8a52-1d0e-5b7a-9c3e-7e55e22a0b61")
+_BATCH = 256  # points per write: bounded memory, and well under a server's request size limit
+_OWNER = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
+
+
+class StoreError(RuntimeError):
+    """A store problem the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StorePoint:
+    """One retrievable unit as written to the store.
+
+    Attributes:
+        id: The unit id (``"<doc hash>:<n>"``); the Qdrant point id is its uuid5 (`point_id`).
+        dense: float32 ``(dim,)`` embedding, unit length.
+        text: The text the BM25 vector is computed from.
+        payload: JSON-able metadata; always holds ``"doc_id"`` and ``"unit_id"``.
+    """
+
+    id: str
+    dense: np.ndarray
+    text: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoreHit:
+    """One search result.
+
+    Attributes:
+        unit_id: The unit id from the payload.
+        payload: The stored payload.
+        score: RRF score (hybrid), cosine (dense) or BM25 score (sparse).
+        dense_score: Cosine between the query vector and this point's vector in every mode; None without one.
+    """
+
+    unit_id: str
+    payload: dict[str, Any]
+    score: float
+    dense_score: float | None
+
+
+def point_id(unit_id: str) -> str:
+    """The deterministic Qdrant point id (a UUID string) of a unit id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, unit_id))
+
+
+class Store(ABC):
+    """A collection of units searchable by dense, sparse (BM25) or hybrid query. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self._bm25 = Bm25Encoder()
+
+    @abstractmethod
+    def ensure(self, dimension: int) -> None:
+        """Creates the collection if missing.
+
+        Raises:
+            StoreError: It exists with another dense dimension, or (Edge) another process holds it.
+        """
+
+    @abstractmethod
+    def delete_doc(self, doc_id: str) -> None:
+        """Deletes every point whose payload ``doc_id`` is this one."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of points (0 before the collection exists)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Makes writes durable and releases the store; safe to call twice."""
+
+    def optimize(self) -> None:
+        """Builds indexes (HNSW) where the engine leaves that to the caller; a no-op elsewhere."""
+
+    def upsert(self, points: Sequence[StorePoint]) -> None:
+        """Writes points, replacing any with the same unit id, with the BM25 vectors of their texts.
+
+        Raises:
+            StoreError: The collection does not exist yet (call `ensure`).
+            ValueError: A payload lacks ``doc_id`` or its ``unit_id`` is not the point's id.
+        """
+        for p in points:
+            if "doc_id" not in p.payload or p.payload.get("unit_id") != p.id:
+                raise ValueError(f"the payload of {p.id!r} needs doc_id and unit_id == id")
+        for start in range(0, len(points), _BATCH):
+            batch = points[start : start + _BATCH]
+            sparse = self._bm25.encode_documents(p.text for p in batch)
+            self._write([(point_id(p.id), _floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
+
+    def search(
+        self, dense: np.ndarray | None, text: str, *, mode: Mode, limit: int, candidates: int, rrf_k: int = 60
+    ) -> list[StoreHit]:
+        """Finds the best units for a query, best first.
+
+        Args:
+            dense: The query embedding (may be None in ``sparse`` mode).
+            text: The query text, for the BM25 leg.
+            mode: ``hybrid`` (RRF of both legs), ``dense`` or ``sparse``.
+            limit: Hits returned.
+            candidates: Hits each leg contributes before fusion (hybrid only).
+            rrf_k: The RRF constant k.
+        """
+        if mode not in ("hybrid", "dense", "sparse"):
+            raise ValueError(f"unknown search mode {mode!r}")
+        if dense is None and mode != "sparse":
+            raise ValueError(f"{mode} search needs a query vector")
+        query = None if dense is None else np.asarray(dense, dtype=np.float64)
+        vector = None if query is None else _floats(query)
+        found = self._query(vector, self._bm25.encode_query(text), mode, limit, candidates, rrf_k)
+        return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(query, vec)) for pl, score, vec in found]
+
+    @abstractmethod
+    def _write(self, rows: list[Row]) -> None:
+        """Upserts rows into an existing collection."""
+
+    @abstractmethod
+    def _query(
+        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+    ) -> Found:
+        """Runs one engine query (empty when the collection does not exist)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EdgeStore(Store):
+    """An embedded Qdrant Edge shard in a folder, opened on first use.
+
+    Edge locks the shard's write-ahead log, so one process (one `EdgeStore`) owns a folder at a time.
+
+    Args:
+        path: The shard folder.
+        collection: The collection name (for messages: the folder is the collection).
+    """
+
+    def __init__(self, path: Path, collection: str) -> None:
+        super().__init__()
+        self.path, self.collection = Path(path), collection
+        self._shard: qe.EdgeShard | None = None
+        self._lock = threading.RLock()
+
+    def ensure(self, dimension: int) -> None:
+        with self._lock:
+            if self._shard is None and not self._exists():
+                self._shard = self._open(qe.EdgeShard.create, _edge_config(dimension))
+                # A keyword index on doc_id, which delete_doc filters on.
+                self._shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
+                return
+            existing = self._stored_dimension()
+            if existing is not None and existing != dimension:
+                raise _dimension_error(self.collection, existing, dimension, "a new home (--home)")
+            if self._shard is None:  # load() given a config checks it against the segments
+                self._shard = self._open(qe.EdgeShard.load, _edge_config(dimension))
+
+    def delete_doc(self, doc_id: str) -> None:
+        if (shard := self._get()) is not None:
+            match = qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id))
+            shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[match])))
+
+    def count(self) -> int:
+        shard = self._get()
+        return 0 if shard is None else shard.count(qe.CountRequest(exact=True))
+
+    def close(self) -> None:
+        with self._lock:
+            shard, self._shard = self._shard, None
+            if shard is None:
+                return
+            try:
+                shard.flush()  # the WAL already holds every write; flushing makes the next open quick
+            finally:
+                shard.close()
+                if self._owner() == str(os.getpid()):
+                    (self.path / _OWNER).unlink()
+
+    def optimize(self) -> None:
+        if (shard := self._get()) is not None:
+            shard.optimize()
+
+    def _write(self, rows: list[Row]) -> None:
+        if (shard := self._get()) is None:
+            raise StoreError(f"no collection at {self.path} yet: call ensure(dimension) first")
+        vectors = ({DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)} for _, d, s, _ in rows)
+        points = [qe.Point(id=r[0], vector=v, payload=r[3]) for r, v in zip(rows, vectors)]
+        shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def _query(
+        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+    ) -> Found:
+        if (shard := self._get()) is None:
+            return []
+        legs = {
+            "dense": lambda: qe.Query.Nearest(dense, using=DENSE),
+            "sparse": lambda: qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
+        }
+        out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
+        if mode == "hybrid":
+            prefetches = [qe.Prefetch(limit=candidates, query=leg()) for leg in legs.values()]
+            request = qe.QueryRequest(prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), **out)
+        else:
+            request = qe.QueryRequest(query=legs[mode](), **out)
+        return [(p.payload or {}, p.score, _named(p.vector)) for p in shard.query(request)]
+
+    def _exists(self) -> bool:
+        return (self.path / "edge_config.json").is_file()
+
+    def _stored_dimension(self) -> int | None:
+        # Edge persists its config here (documented); None leaves the check to load().
+        try:
+            return int(json.loads((self.path / "edge_config.json").read_text())["vectors"][DENSE]["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _get(self) -> qe.EdgeShard | None:
+        with self._lock:
+            if self._shard is None and self._exists():
+                self._shard = self._open(qe.EdgeShard.load, None)
+            return self._shard
+
+    def _open(self, opener: Callable[[str, Any], qe.EdgeShard], config: qe.EdgeConfig | None) -> qe.EdgeShard:
+        try:
+            shard = opener(str(self.path), config)
+        except Exception as e:  # Edge raises a bare Exception whose text names the cause
+            message = str(e)
+            if "WouldBlock" in message:  # "Can't init WAL: Kind(WouldBlock)": another handle holds the lock
+                by = f" (pid {self._owner()})" if self._owner().isdigit() else ""
+                raise StoreError(
+                    f"another Tessera process{by} is using {self.path}; close it or use a different --home"
+                ) from e
+            raise StoreError(f"cannot open the Qdrant Edge shard at {self.path}: {message}") from e
+        (self.path / _OWNER).write_text(str(os.getpid()))
+        return shard
+
+    def _owner(self) -> str:
+        try:
+            return (self.path / _OWNER).read_text().strip()
+        except OSError:
+            return ""
+
+
+class ClientStore(Store):
+    """A collection on a Qdrant server or cluster (or ``QdrantClient(":memory:")`` in tests).
+
+    Args:
+        client: The client; `close` closes it.
+        collection: The collection name.
+    """
+
+    def __init__(self, client: QdrantClient, collection: str) -> None:
+        super().__init__()
+        self.client, self.collection = client, collection
+        self._ready = False  # the collection is known to exist
+
+    def ensure(self, dimension: int) -> None:
+        m = _models()
+        if self.client.collection_exists(self.collection):
+            params = self.client.get_collection(self.collection).config.params
+            vectors, sparse = params.vectors, params.sparse_vectors or {}
+            existing = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+            existing = existing if SPARSE in sparse else None
+            if existing != dimension:
+                raise _dimension_error(self.collection, existing, dimension, "another server")
+        else:
+            self.client.create_collection(
+                self.collection,
+                vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            )
+            with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
+                warnings.simplefilter("ignore", UserWarning)
+                self.client.create_payload_index(self.collection, "doc_id", m.PayloadSchemaType.KEYWORD)
+        self._ready = True
+
+    def delete_doc(self, doc_id: str) -> None:
+        if self._exists():
+            m = _models()
+            match = m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id))
+            selector = m.FilterSelector(filter=m.Filter(must=[match]))
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def count(self) -> int:
+        return self.client.count(self.collection, exact=True).count if self._exists() else 0
+
+    def close(self) -> None:
+        self.client.close()  # the server persisted every write already (upserts wait for it)
+
+    def _write(self, rows: list[Row]) -> None:
+        if not self._exists():
+            raise StoreError(f"collection {self.collection!r} does not exist yet: call ensure(dimension) first")
+        m = _models()
+        vectors = ({DENSE: d, SPARSE: m.SparseVector(indices=s.indices, values=s.values)} for _, d, s, _ in rows)
+        points = [m.PointStruct(id=r[0], vector=v, payload=r[3]) for r, v in zip(rows, vectors)]
+        self.client.upsert(self.collection, points=points, wait=True)
+
+    def _query(
+        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+    ) -> Found:
+        if not self._exists():
+            return []
+        m = _models()
+        sparse_query = m.SparseVector(indices=sparse.indices, values=sparse.values)
+        legs = {"dense": (dense, DENSE), "sparse": (sparse_query, SPARSE)}
+        out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
+        if mode == "hybrid":
+            prefetch = [m.Prefetch(query=q, using=using, limit=candidates) for q, using in legs.values()]
+            # RrfQuery (client and server >= 1.16) sets k; older clients fall back to the engine's default k (2).
+            fusion = m.RrfQuery(rrf=m.Rrf(k=rrf_k)) if hasattr(m, "RrfQuery") else m.FusionQuery(fusion=m.Fusion.RRF)
+            result = self.client.query_points(self.collection, prefetch=prefetch, query=fusion, **out)
+        else:
+            query, using = legs[mode]
+            result = self.client.query_points(self.collection, query=query, using=using, **out)
+        return [(p.payload or {}, p.score, _named(p.vector)) for p in result.points]
+
+    def _exists(self) -> bool:
+        self._ready = self._ready or self.client.collection_exists(self.collection)
+        return self._ready
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name: a server when ``store.qdrant_url`` is set, else Edge in the home."""
+    if settings.store.qdrant_url:
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(url=settings.store.qdrant_url, api_key=settings.store.qdrant_api_key)
+        return ClientStore(client, settings.store.collection)
+    return EdgeStore(settings.qdrant_path, settings.store.collection)
+
+
+def _models() -> Any:
+    from qdrant_client import models  # imported on use: it takes ~1 s and the Edge path never needs it
+
+    return models
+
+
+def _edge_config(dimension: int) -> qe.EdgeConfig:
+    return qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+
+
+def _dimension_error(collection: str, existing: int | None, wanted: int, elsewhere: str) -> StoreError:
+    held = f"{existing}-dimensional vectors" if existing else f"no {DENSE!r} and {SPARSE!r} vectors"
+    return StoreError(
+        f"collection {collection!r} holds {held} but {wanted}-dimensional ones were asked for (another embedder?): "
+        f"use a new collection name (store.collection) or {elsewhere}, or re-ingest"
+    )
+
+
+def _floats(vector: np.ndarray) -> list[float]:
+    return np.asarray(vector, dtype=np.float32).astype(float).tolist()
+
+
+def _named(vector: Any) -> list[float] | None:
+    return vector.get(DENSE) if isinstance(vector, dict) else None
+
+
+def _cosine(query: np.ndarray | None, vector: list[float] | None) -> float | None:
+    # From the returned vector, so every mode reports the same number for the same point.
+    if query is None or vector is None:
+        return None
+    v = np.asarray(vector, dtype=np.float64)
+    denom = float(np.linalg.norm(query) * np.linalg.norm(v))
+    return float(query @ v / denom) if denom else 0.0

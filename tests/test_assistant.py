@@ -1,0 +1,103 @@
+"""The Assistant with fake models over a real embedded store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.assistant import Assistant, is_abstention
+from assistant.config import Settings
+from assistant.models.fake import FakeEmbedder, FakeGenerator
+from assistant.prompts import ABSTAIN_TEXT, clean_answer
+from assistant.types import Answer
+from ingestion.docstore import DocStore
+from ingestion.pipeline import Ingestor
+from retrievers.store import open_store
+
+
+@pytest.fixture
+def assistant(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world, 1,642 metres deep.\n")
+    (corpus / "towers.md").write_text("# Towers\nThe Eiffel Tower is in Paris and is 330 metres tall.\n")
+    store = open_store(settings)
+    with DocStore(settings.docstore_path) as docstore:
+        Ingestor(settings, fake_embedder, store, docstore).ingest_paths([corpus], progress=False)
+    bot = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=store)
+    yield bot
+    bot.close()
+
+
+def test_default_init_loads_nothing(settings: Settings) -> None:
+    bot = Assistant(settings)
+    assert bot._embedder is None and bot._generator is None and bot._store is None
+
+
+def test_answer_cites_the_source(assistant: Assistant, fake_generator: FakeGenerator) -> None:
+    fake_generator.enqueue("1,642 metres [1]")
+    answer = assistant.ask("How deep is Lake Baikal?")
+    assert not answer.abstained
+    assert answer.text == "1,642 metres [1]"
+    assert [c.n for c in answer.citations] == [1]
+    assert "Baikal" in answer.citations[0].hit.text
+    prompt = fake_generator.calls[0][-1].content
+    assert "[1] Lakes: # Lakes Lake Baikal" in prompt and "Question: How deep is Lake Baikal?" in prompt
+    assert [s.name for s in answer.trace.stages] == ["embed_query", "search", "relevance_gate", "generate", "cite"]
+
+
+def test_invalid_citation_dropped_and_uncited_answer_attributed(assistant: Assistant, fake_generator) -> None:
+    fake_generator.enqueue("The answer is: 1,642 metres [9]")
+    answer = assistant.ask("How deep is Lake Baikal?")
+    cite = answer.trace.stages[-1].details
+    assert cite["dropped"] == [9] and cite["attributed"] is True
+    assert answer.text.startswith("1,642 metres [")
+    assert "Baikal" in answer.citations[0].hit.text
+
+
+def test_model_abstention_is_recognised(assistant: Assistant, fake_generator) -> None:
+    fake_generator.enqueue("The sources do not mention that.")
+    answer = assistant.ask("Who designed Lake Baikal?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and not answer.citations
+
+
+def test_irrelevant_question_abstains_without_generating(assistant: Assistant, fake_generator) -> None:
+    answer = assistant.ask("quantum chromodynamics gluon")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
+    assert fake_generator.calls == []
+    assert answer.trace.stages[-1].details["passed"] is False
+
+
+def test_empty_index_abstains(settings: Settings, fake_embedder, fake_generator) -> None:
+    bot = Assistant(settings, embedder=fake_embedder, generator=fake_generator)
+    try:
+        answer = bot.ask("anything?")
+    finally:
+        bot.close()
+    assert answer.abstained and answer.contexts == ()
+
+
+def test_stream_yields_pieces_then_the_answer(assistant: Assistant, fake_generator) -> None:
+    fake_generator.enqueue("It is 330 metres tall [2]")
+    items = list(assistant.stream("How tall is the Eiffel Tower in Paris?"))
+    assert isinstance(items[-1], Answer)
+    assert "".join(items[:-1]) == "It is 330 metres tall [2]"
+
+
+def test_empty_question_is_an_error(assistant: Assistant) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        assistant.ask("   ")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("", True), ("The documents don't say.", True), ("I cannot answer that.", True), ("Paris [1]", False)],
+)
+def test_is_abstention(text: str, expected: bool) -> None:
+    assert is_abstention(text) is expected
+
+
+def test_clean_answer() -> None:
+    assert clean_answer("The answer is: paris [1]") == "Paris [1]"
+    assert clean_answer("Paris") == "Paris"

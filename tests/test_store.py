@@ -1,0 +1,253 @@
+"""The vector store on both backends: embedded Qdrant Edge and qdrant-client (in-memory), same tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from assistant.config import Settings
+from retrievers.sparse import Bm25Encoder
+from retrievers.store import ClientStore, EdgeStore, Store, StoreError, StoreHit, StorePoint, open_store, point_id
+
+REPO = Path(__file__).resolve().parents[1]
+DIM = 4
+# (unit id, doc id, text, dense direction): distinct cosines and BM25 scores for every query below, so no
+# rank ties (the engines break exact ties differently).
+CORPUS = [
+    ("d1:0", "d1", "The quagga is an extinct subspecies of the plains zebra.", [1.0, 0.2, 0.05, 0.0]),
+    ("d1:1", "d1", "Zebras live in herds on the savanna and migrate with the rains.", [0.8, 0.6, 0.0, 0.1]),
+    ("d2:0", "d2", "Python is a programming language with a large standard library.", [0.05, 1.0, 0.3, 0.0]),
+    ("d2:1", "d2", "Snakes such as the python are reptiles that swallow prey whole.", [0.1, 0.3, 1.0, 0.2]),
+    ("d3:0", "d3", "Horses, donkeys and zebras are related animals of the equid family.", [0.5, 0.0, 0.15, 1.0]),
+    ("d3:1", "d3", "The library opens at nine; the reading room closes at six.", [0.0, 0.7, 0.1, 0.9]),
+]
+
+
+def unit(v: list[float]) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)
+
+
+def points() -> list[StorePoint]:
+    return [
+        StorePoint(uid, unit(vec), text, {"doc_id": doc, "unit_id": uid, "text": text})
+        for uid, doc, text, vec in CORPUS
+    ]
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    if kind == "edge":
+        return EdgeStore(tmp_path / "shard", "test")
+    return ClientStore(QdrantClient(":memory:"), "test")
+
+
+@pytest.fixture(params=["edge", "client"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with make_store(request.param, tmp_path) as s:
+        s.ensure(DIM)
+        s.upsert(points())
+        yield s
+
+
+def ids(hits: list[StoreHit]) -> list[str]:
+    return [h.unit_id for h in hits]
+
+
+def test_ensure_upsert_count(store: Store) -> None:
+    assert store.count() == len(CORPUS)
+    store.upsert(points()[:2])  # same unit ids replace, not add
+    store.ensure(DIM)  # idempotent
+    store.optimize()  # builds HNSW on Edge, a no-op on a server
+    assert store.count() == len(CORPUS)
+
+
+def test_dense_search_nearest_first_with_true_cosine(store: Store) -> None:
+    query = unit([0.9, 0.1, 0.0, 0.3])
+    hits = store.search(query, "", mode="dense", limit=len(CORPUS), candidates=len(CORPUS))
+    truth = {uid: float(unit(vec) @ query) for uid, _, _, vec in CORPUS}
+    assert ids(hits) == sorted(truth, key=truth.get, reverse=True)
+    for h in hits:
+        assert h.dense_score == pytest.approx(truth[h.unit_id], abs=1e-5)
+        assert h.score == pytest.approx(h.dense_score, abs=1e-5)
+        assert h.payload["unit_id"] == h.unit_id and "doc_id" in h.payload
+
+
+def test_sparse_search_finds_an_exact_rare_word(store: Store) -> None:
+    hits = store.search(unit([0, 0, 0, 1]), "Quaggas?", mode="sparse", limit=5, candidates=5)
+    assert ids(hits) == ["d1:0"]  # stemmed and lowercased like the document; no other unit has it
+    assert hits[0].score > 0
+    assert hits[0].dense_score == pytest.approx(float(unit(CORPUS[0][3]) @ unit([0, 0, 0, 1])), abs=1e-5)
+    assert store.search(None, "the and of", mode="sparse", limit=5, candidates=5) == []  # stopwords only
+
+
+def test_sparse_scores_rank_by_idf(store: Store) -> None:
+    hits = store.search(None, "zebra library", mode="sparse", limit=10, candidates=10)
+    assert set(ids(hits)) == {"d1:0", "d1:1", "d3:0", "d2:0", "d3:1"}
+    assert all(h.dense_score is None for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("rrf_k", [60, 1])
+def test_hybrid_is_rrf_of_the_two_legs(store: Store, rrf_k: int) -> None:
+    query, text, candidates = unit([0.2, 0.9, 0.4, 0.0]), "zebra herds library", 3
+    dense = ids(store.search(query, text, mode="dense", limit=candidates, candidates=candidates))
+    sparse = ids(store.search(query, text, mode="sparse", limit=candidates, candidates=candidates))
+    expected: dict[str, float] = {}
+    for ranking in (dense, sparse):
+        for rank, uid in enumerate(ranking):  # Qdrant counts ranks from 0: 1 / (k + 0) for the first
+            expected[uid] = expected.get(uid, 0.0) + 1.0 / (rrf_k + rank)
+    hits = store.search(query, text, mode="hybrid", limit=10, candidates=candidates, rrf_k=rrf_k)
+    assert set(ids(hits)) == set(dense) | set(sparse)  # the union of the legs' top candidates, no more
+    assert {h.unit_id: h.score for h in hits} == pytest.approx(expected, rel=1e-5)
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)  # ranked by the fused score (ties may go either way)
+    vectors = {uid: unit(vec) for uid, _, _, vec in CORPUS}
+    for h in hits:
+        assert h.dense_score == pytest.approx(float(vectors[h.unit_id] @ query), abs=1e-5)
+
+
+def test_delete_doc_removes_only_that_doc(store: Store) -> None:
+    store.delete_doc("d1")
+    assert store.count() == len(CORPUS) - 2
+    hits = store.search(unit([1, 0, 0, 0]), "zebra quagga", mode="hybrid", limit=10, candidates=10)
+    assert {h.payload["doc_id"] for h in hits} == {"d2", "d3"}
+    store.delete_doc("no-such-doc")
+    assert store.count() == len(CORPUS) - 2
+
+
+def test_dimension_mismatch_raises(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"holds 4-dimensional vectors but 8-dimensional .*new collection name"):
+        store.ensure(8)
+
+
+def test_server_collection_without_our_layout_is_refused() -> None:
+    from qdrant_client import models
+
+    client = QdrantClient(":memory:")
+    client.create_collection("test", vectors_config={"dense": models.VectorParams(size=DIM, distance="Cosine")})
+    with ClientStore(client, "test") as s, pytest.raises(StoreError, match="holds no 'dense' and 'bm25' vectors"):
+        s.ensure(DIM)
+
+
+@pytest.mark.parametrize("kind", ["edge", "client"])
+def test_missing_collection_reads_empty_and_refuses_writes(kind: str, tmp_path: Path) -> None:
+    with make_store(kind, tmp_path) as s:
+        assert s.count() == 0
+        assert s.search(unit([1, 0, 0, 0]), "zebra", mode="hybrid", limit=3, candidates=3) == []
+        s.delete_doc("d1")
+        with pytest.raises(StoreError, match="ensure"):
+            s.upsert(points())
+        with pytest.raises(ValueError, match="unit_id"):
+            s.upsert([StorePoint("x:0", unit([1, 0, 0, 0]), "x", {"doc_id": "x"})])
+
+
+def test_backends_agree_on_rankings_and_scores(tmp_path: Path) -> None:
+    query, text = unit([0.3, 0.5, 0.2, 0.6]), "zebra python library reptiles"
+    with make_store("edge", tmp_path) as edge, make_store("client", tmp_path) as client:
+        for s in (edge, client):
+            s.ensure(DIM)
+            s.upsert(points())
+        for mode in ("dense", "sparse", "hybrid"):
+            a = edge.search(query, text, mode=mode, limit=6, candidates=4)
+            b = client.search(query, text, mode=mode, limit=6, candidates=4)
+            assert ids(a) == ids(b), mode
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-5), mode
+
+
+def test_point_ids_are_deterministic_uuids() -> None:
+    assert point_id("3f2a:12") == point_id("3f2a:12") != point_id("3f2a:13")
+    assert len(point_id("3f2a:12")) == 36
+
+
+def test_bm25_documents_and_queries_are_weighted_differently() -> None:
+    bm25 = Bm25Encoder()
+    doc = bm25.encode_documents(["zebra zebra zebra savanna"])[0]
+    query = bm25.encode_query("zebra savanna")
+    assert sorted(doc.indices) == sorted(query.indices)
+    assert set(query.values) == {1.0}
+    weight = dict(zip(doc.indices, doc.values))
+    assert weight[query.indices[0]] != weight[query.indices[1]]  # term frequency counts in documents
+
+
+def test_edge_reopen_keeps_points(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path / "shard", "test") as s:
+        s.ensure(DIM)
+        s.upsert(points())
+    with EdgeStore(tmp_path / "shard", "test") as s:
+        assert s.count() == len(CORPUS)  # lazy open, no ensure needed to read
+        assert ids(s.search(unit([1, 0.2, 0.05, 0]), "quagga", mode="hybrid", limit=1, candidates=3)) == ["d1:0"]
+        with pytest.raises(StoreError, match="holds 4-dimensional"):
+            s.ensure(8)
+
+
+def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_edge_writes_survive_a_process_that_never_closes(tmp_path: Path) -> None:
+    shard = tmp_path / "shard"
+    child = _run(
+        """
+        import os, sys
+        import numpy as np
+        from retrievers.store import EdgeStore, StorePoint
+        s = EdgeStore(sys.argv[1], "test")
+        s.ensure(4)
+        for start in range(0, 300, 50):
+            s.upsert([StorePoint(f"d{i}:0", np.eye(4, dtype=np.float32)[i % 4], f"word{i} text",
+                                 {"doc_id": f"d{i}", "unit_id": f"d{i}:0"}) for i in range(start, start + 50)])
+        os._exit(0)  # no close(), no flush(): only the write-ahead log has the points
+        """,
+        str(shard),
+    )
+    assert child.returncode == 0, child.stderr
+    with EdgeStore(shard, "test") as s:
+        assert s.count() == 300
+        assert ids(s.search(None, "word123", mode="sparse", limit=1, candidates=1)) == ["d123:0"]
+
+
+def test_second_edge_store_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    shard = tmp_path / "shard"
+    with EdgeStore(shard, "test") as first:
+        first.ensure(DIM)
+        with pytest.raises(StoreError, match=rf"another Tessera process \(pid {os.getpid()}\) is using .*shard"):
+            EdgeStore(shard, "test").count()
+        child = _run(
+            """
+            import sys
+            from retrievers.store import EdgeStore, StoreError
+            try:
+                EdgeStore(sys.argv[1], "test").count()
+            except StoreError as e:
+                print(e)
+            """,
+            str(shard),
+        )
+        assert child.returncode == 0, child.stderr
+        assert f"another Tessera process (pid {os.getpid()}) is using {shard}" in child.stdout
+        assert "use a different --home" in child.stdout
+        assert first.count() == 0  # the holder is unaffected
+    with EdgeStore(shard, "test") as again:  # released on close
+        assert again.count() == 0
+
+
+def test_open_store_picks_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edge = open_store(Settings(home=tmp_path))
+    assert isinstance(edge, EdgeStore) and edge.path == tmp_path / "qdrant" / "tessera"
+    made: dict[str, object] = {}
+    # A stand-in client: a real one would start checking the (absent) server's version in a thread.
+    monkeypatch.setattr("qdrant_client.QdrantClient", lambda **kw: made.update(kw) or QdrantClient(":memory:"))
+    store = {"qdrant_url": "http://qdrant:6333", "qdrant_api_key": "secret", "collection": "c"}
+    with open_store(Settings(home=tmp_path, store=store)) as remote:
+        assert isinstance(remote, ClientStore) and remote.collection == "c"
+    assert made == {"url": "http://qdrant:6333", "api_key": "secret"}
