@@ -17,7 +17,8 @@ from retrievers.store import Store
 _ABSTAIN = re.compile(
     r"documents? (do not|don't|does not|doesn't) (say|mention|contain)|"
     r"(sources?|context|passages?) (do not|don't|does not|doesn't) (say|mention|contain)|"
-    r"\b(cannot|can't|unable to) (be )?(answer|determine|find)|no information|not (mentioned|provided|stated)",
+    r"\b(cannot|can't|unable to) (be )?(answer|determine|find)|no information|not (mentioned|provided|stated)|"
+    r"\b(i|we) (do not|don't) know\b",
     re.IGNORECASE,
 )
 

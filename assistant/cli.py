@@ -52,9 +52,11 @@ def _quiet_libraries() -> None:
     """Keeps model-loading progress bars and warnings out of the answer output."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a corrupt PDF is reported once, by name
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

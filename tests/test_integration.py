@@ -1,0 +1,91 @@
+"""End to end with the real bundled models and embedded Qdrant Edge (slower: marked integration).
+
+The model cache is shared by the whole session, so the GGUF is dequantised once per test run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.assistant import Assistant
+from assistant.config import Settings
+from assistant.models.base import Message
+from assistant.models.embedders import minilm
+from assistant.models.local import TransformersGenerator
+from assistant.models.registry import create_generator
+from ingestion.docstore import DocStore
+from ingestion.pipeline import Ingestor
+from retrievers.store import open_store
+
+pytestmark = pytest.mark.integration
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tessera-home")
+
+
+@pytest.fixture(scope="module")
+def assistant(home: Path):
+    settings = Settings(home=home)
+    bot = Assistant(settings)
+    with DocStore(settings.docstore_path) as docstore:
+        report = Ingestor(settings, bot.embedder, bot.store, docstore).ingest_paths([GUIDE], progress=False)
+    assert len(report.ingested) == len(list(GUIDE.glob("*.md"))) and not report.failed
+    yield bot
+    bot.close()
+
+
+def test_bundled_embedder_ranks_paraphrases_together() -> None:
+    embedder = minilm()
+    vectors = embedder.embed(["How deep is the lake?", "The lake is 1,642 metres deep.", "Stock prices fell today."])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert embedder.count_tokens("Lake Baikal") >= 2
+
+
+def test_bundled_embedder_matches_sentence_transformers() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    embedder = minilm()
+    texts = ["Lake Baikal is deep.", "A much longer sentence about hybrid retrieval and reciprocal rank fusion."]
+    reference = SentenceTransformer(str(embedder.path), device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.allclose(embedder.embed(texts), reference, atol=1e-5)
+
+
+def test_question_about_the_guide_gets_a_cited_answer(assistant: Assistant) -> None:
+    answer = assistant.ask("How does hybrid retrieval merge the two ranked lists?")
+    assert answer.contexts[0].source.endswith("asking.md")
+    assert not answer.abstained
+    assert answer.citations, f"no citation in {answer.text!r}"
+    assert all(c.hit.source.startswith(str(GUIDE)) for c in answer.citations)
+    assert {s.name for s in answer.trace.stages} >= {"search", "generate", "cite"}
+
+
+def test_unrelated_question_is_declined(assistant: Assistant) -> None:
+    answer = assistant.ask("What is the population of Lima?")
+    assert answer.abstained and answer.text == "The documents don't say."
+
+
+def test_hybrid_retrieval_finds_an_exact_setting_name(assistant: Assistant) -> None:
+    hits = assistant.search("max_file_mb")
+    assert "max_file_mb" in hits[0].text
+
+
+def test_generator_streams_the_same_text_and_reloads_from_cache(home: Path) -> None:
+    settings = Settings(home=home)
+    messages = [Message("system", "Be brief."), Message("user", "Name a colour.")]
+    first = create_generator(settings, "smollm2-135m")
+    whole = first.generate(messages, max_new_tokens=12)
+    assert whole.strip()
+    assert "".join(first.stream(messages, max_new_tokens=12)) == whole
+    cached = next((settings.model_cache).glob("*/model.safetensors"))
+    second = create_generator(settings, "smollm2-135m")
+    assert isinstance(second, TransformersGenerator)
+    assert second.generate(messages, max_new_tokens=12) == whole
+    assert cached.exists()
