@@ -199,6 +199,12 @@ def config(home: HomeOption = None, set_: SetOption = None) -> None:
     typer.echo(settings.model_dump_json(indent=2, exclude={"models": {"openai_api_key"}, "store": {"qdrant_api_key"}}))
 
 
+# The CLI is the composition root: it alone may reach up into eval/ to mount `tessera eval`.
+from eval.cli import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
+
+
 def main() -> None:
     """Entry point for ``python -m assistant.cli``."""
     app()

@@ -175,7 +175,7 @@ def _plot_latency(path: Path, rows: list[dict[str, Any]]) -> None:
     if not stages:
         return
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(stages)))
-    ax.boxplot([[r["timings"].get(s, 0.0) for r in rows] for s in stages], vert=False, showfliers=False)
+    ax.boxplot([[r["timings"].get(s, 0.0) for r in rows] for s in stages], orientation="horizontal", showfliers=False)
     ax.set_yticks(range(1, len(stages) + 1), stages)
     ax.set_xlabel("seconds")
     ax.set_title("Latency per stage")

@@ -91,14 +91,16 @@ def score_question(question: QuestionRecord, answer: Answer, deep_hits: list[Hit
         "f1": best_over_golds(token_f1, prediction, golds),
         "abstained": answer.abstained,
     }
-    if question.evidence_ids:
+    # Retrieval is judged on answerable questions only: an unanswerable one's "evidence" is the text it
+    # was written to trick, which no retriever should be rewarded or punished for finding.
+    if question.evidence_ids and question.answerable:
         ranked = [h.doc_id for h in deep_hits]
         for k in RETRIEVAL_KS:
             metrics[f"recall@{k}"] = recall_at_k(ranked, question.evidence_ids, k)
         metrics["mrr@10"] = mrr_at_k(ranked, question.evidence_ids, 10)
         metrics["ndcg@10"] = ndcg_at_k(ranked, question.evidence_ids, 10)
     evidence_texts = question.metadata.get("evidence_texts") or []
-    if evidence_texts:
+    if evidence_texts and question.answerable:
         texts = [h.text for h in deep_hits]
         for k in (5, 20):
             metrics[f"passage_recall@{k}"] = passage_recall_at_k(texts, evidence_texts, k)
@@ -138,9 +140,10 @@ class EvalRunner:
         if todo:
             with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
                 ragas = self._ragas_evaluator()
+                corpus = {r.id: r.text for r in dataset.corpus}
                 bar = tqdm(todo, desc="questions", unit="q", disable=not self.config.progress)
                 for question in bar:
-                    row = self._answer_one(qa, question, ragas)
+                    row = self._answer_one(qa, question, ragas, corpus)
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                     sink.flush()
         rows = [r for r in _read_rows(answers_path) if r["id"] in {q.id for q in questions}]
@@ -149,16 +152,20 @@ class EvalRunner:
         write_report(out, rows, summary)
         return summary
 
-    def _answer_one(self, qa: QA, question: QuestionRecord, ragas: RagasEvaluator) -> dict[str, Any]:
+    def _answer_one(
+        self, qa: QA, question: QuestionRecord, ragas: RagasEvaluator, corpus: dict[str, str]
+    ) -> dict[str, Any]:
         answer = qa.ask(question.question)
         deep = qa.search(question.question, top_k=self.settings.eval.depth)
         metrics = score_question(question, answer, deep)
+        # RAGAS' reference contexts are the gold evidence documents (what a perfect retriever returns).
+        references = [corpus[e] for e in question.evidence_ids if e in corpus] if question.answerable else []
         sample = RagasSample(
             question=question.question,
             answer="" if answer.abstained else strip_citations(answer.text),
             contexts=[h.text for h in answer.contexts],
             reference=question.answers[0] if question.answers else None,
-            reference_contexts=list(question.metadata.get("evidence_texts") or []) or None,
+            reference_contexts=references or None,
         )
         ragas_values = ragas.score([sample])[0]
         metrics.update({f"ragas.{k}": v.value for k, v in ragas_values.items()})

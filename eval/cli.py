@@ -1,0 +1,89 @@
+"""`tessera eval`: convert public QA sets, run evaluations, compare runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+eval_app = typer.Typer(help="Evaluate Tessera on a question set: convert, run, compare.", no_args_is_help=True)
+
+
+@eval_app.command("convert")
+def convert_cmd(
+    fmt: Annotated[str, typer.Argument(help="squad, squad-v2, hotpotqa, musique, rgb, locomo or amnesty-qa.")],
+    source: Annotated[Path, typer.Argument(help="The source file (or its folder).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write corpus.jsonl, questions.jsonl, dataset.json.")],
+    limit: Annotated[int | None, typer.Option(help="Sample this many questions.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    distractors: Annotated[int | None, typer.Option(help="Non-evidence documents to keep (default per format).", min=0)] = None,
+) -> None:
+    """Write a dataset folder in Tessera's format from a public QA set."""
+    from eval.datasets import FORMATS, DatasetError, convert, save_dataset
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; expected one of {', '.join(sorted(FORMATS))}")
+    try:
+        dataset = convert(fmt, source, limit=limit, seed=seed, distractors=distractors)
+    except (DatasetError, OSError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    save_dataset(dataset, out_dir)
+    typer.echo(f"wrote {len(dataset.questions)} questions and {len(dataset.corpus)} documents to {out_dir}")
+    for warning in dataset.manifest.get("warnings", []):
+        typer.secho(f"note: {warning}", fg=typer.colors.YELLOW, err=True)
+
+
+@eval_app.command("run")
+def run_cmd(
+    data_dir: Annotated[Path, typer.Argument(help="A dataset folder (from `tessera eval convert`).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: answers.jsonl, summary.json, report.md.")],
+    limit: Annotated[int | None, typer.Option(help="Run a seeded sample of this many questions.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    pipeline: Annotated[str, typer.Option(help="tessera, or vanilla (plain llama-index, same models).")] = "tessera",
+    home: Annotated[Path | None, typer.Option("--home", help="Tessera home (model cache, cached eval indexes).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, e.g. retrieval.mode=dense.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted."""
+    from assistant.cli import _quiet_libraries, _settings
+    from eval.runner import EvalRunner, RunConfig
+
+    if pipeline not in ("tessera", "vanilla"):
+        raise typer.BadParameter(f"--pipeline must be tessera or vanilla, got {pipeline!r}")
+    settings = _settings(home, set_)
+    _quiet_libraries()
+    try:
+        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress))  # type: ignore[arg-type]
+        summary = runner.run()
+    except (FileNotFoundError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    metrics = summary["metrics"]
+    shown = [k for k in ("recall@5", "mrr@10", "em", "f1") if k in metrics]
+    typer.echo(", ".join(f"{k} {metrics[k]['mean']:.3f}" for k in shown))
+    typer.echo(f"report: {out / 'report.md'}")
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder to compare with it.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write compare.png and compare.json (default: RUN_B).")] = None,
+) -> None:
+    """Per-metric deltas B − A over shared questions, with paired randomisation p-values and a plot."""
+    from eval.compare import compare_runs, format_table, plot_deltas
+
+    try:
+        deltas = compare_runs(run_a, run_b)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(format_table(deltas, run_a.name, run_b.name))
+    folder = out or run_b
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_deltas(deltas, folder / "compare.png", f"{run_b.name} vs {run_a.name}")
+    (folder / "compare.json").write_text(json.dumps([d.__dict__ for d in deltas], indent=2))
+    typer.echo(f"plot: {folder / 'compare.png'}")

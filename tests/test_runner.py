@@ -1,0 +1,115 @@
+"""`tessera eval run` end to end with fake models: files written, resume, judge/no judge, vanilla."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from eval.datasets import CorpusRecord, Dataset, QuestionRecord, save_dataset
+from eval.runner import EvalRunner, RunConfig, sample_questions, score_question
+from assistant.types import Answer, Hit, Trace
+
+
+def tiny_dataset(folder: Path) -> Path:
+    corpus = [
+        CorpusRecord("lakes", "Lakes", "Lake Baikal is the deepest lake in the world, 1,642 metres deep.", {}),
+        CorpusRecord("towers", "Towers", "The Eiffel Tower is in Paris and is 330 metres tall.", {}),
+        CorpusRecord("rivers", "Rivers", "The Nile is a long river in Africa flowing to the Mediterranean.", {}),
+    ]
+    questions = [
+        QuestionRecord("q1", "How deep is Lake Baikal?", ("1,642 metres",), ("lakes",), None, {"evidence_texts": ["1,642 metres"]}),
+        QuestionRecord("q2", "How tall is the Eiffel Tower?", ("330 metres",), ("towers",), None, {}),
+        QuestionRecord("q3", "Who painted the Nile river?", (), ("rivers",), None, {}),
+    ]
+    save_dataset(Dataset("tiny", corpus, questions, {"name": "tiny"}), folder)
+    return folder
+
+
+@pytest.fixture
+def fake_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"models": settings.models.model_copy(update={"embedder": "fake", "generator": "fake"})})
+
+
+def run(settings: Settings, data: Path, out: Path, **kwargs) -> dict:
+    return EvalRunner(settings, RunConfig(data, out, progress=False, **kwargs)).run()
+
+
+def test_run_writes_answers_summary_and_report(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    summary = run(fake_settings, data, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    assert {"answer", "contexts", "citations", "metrics", "trace", "timings"} <= set(rows[0])
+    assert summary["questions"] == 3 and summary["answerable"] == 2
+    assert summary["metrics"]["recall@5"]["n"] == 2  # retrieval judged on answerable questions only
+    assert summary["metrics"]["recall@5"]["mean"] == 1.0  # three documents: all are in the top 5
+    assert summary["settings"]["models"]["generator"] == "fake"
+    assert "ragas" in summary["versions"]
+    # the fake generator says "I don't know." -> every answer abstains: abstention recall 1, precision 1/3
+    assert summary["abstention"]["recall"] == 1.0
+    assert summary["abstention"]["precision"] == pytest.approx(1 / 3)
+    reasons = summary["missing"]["ragas.faithfulness"]["reasons"]
+    assert reasons == ["no judge model configured (set eval.judge)"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "recall@5" in report and "no judge model configured" in report
+    assert (tmp_path / "run" / "metrics.png").stat().st_size > 0
+    assert (tmp_path / "run" / "latency.png").stat().st_size > 0
+
+
+def test_interrupted_run_resumes(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    run(fake_settings, data, out)
+    lines = (out / "answers.jsonl").read_text().splitlines()
+    # Simulate a kill after the first answer, in the middle of writing the second line.
+    (out / "answers.jsonl").write_text(lines[0] + "\n" + lines[1][:25])
+    summary = run(fake_settings, data, out)
+    rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    assert summary["questions"] == 3
+    # The cached index is reused: the marker exists and a third run answers nothing new.
+    assert list((fake_settings.home / "eval-index").glob("*/complete"))
+
+
+def test_judge_configured_attempts_judged_metrics(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    judged = fake_settings.model_copy(update={"eval": fake_settings.eval.model_copy(update={"judge": "fake"})})
+    summary = run(judged, data, tmp_path / "run", limit=1, seed=0)
+    reasons = " ".join(summary["missing"].get("ragas.faithfulness", {}).get("reasons", []))
+    assert "no judge model configured" not in reasons
+
+
+def test_vanilla_pipeline_runs_on_the_same_dataset(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    summary = run(fake_settings, data, tmp_path / "vanilla", pipeline="vanilla")
+    assert summary["pipeline"] == "vanilla" and summary["questions"] == 3
+    assert "recall@5" in summary["metrics"]
+
+
+def test_missing_dataset_folder_is_a_clear_error(fake_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="tessera eval convert"):
+        EvalRunner(fake_settings, RunConfig(tmp_path, tmp_path / "out"))
+
+
+def test_sample_questions_is_seeded(tmp_path: Path) -> None:
+    from eval.datasets import load_dataset
+
+    dataset = load_dataset(tiny_dataset(tmp_path / "data"))
+    assert sample_questions(dataset, 2, 1) == sample_questions(dataset, 2, 1)
+    assert len(sample_questions(dataset, None, 0)) == 3
+
+
+def test_score_question_by_hand() -> None:
+    question = QuestionRecord("q", "How deep?", ("1,642 metres",), ("lakes",), None, {"evidence_texts": ["1,642 metres"]})
+    hits = [Hit("t:0", "Eiffel", 1.0, "towers", "t:0", "towers"), Hit("l:0", "It is 1,642 metres deep", 0.5, "lakes", "l:0", "lakes")]
+    answer = Answer("1,642 metres [2]", (), tuple(hits), False, Trace())
+    metrics = score_question(question, answer, hits)
+    assert metrics["em"] == 1.0 and metrics["recall@1"] == 0.0 and metrics["recall@5"] == 1.0
+    assert metrics["mrr@10"] == 0.5 and metrics["passage_recall@5"] == 1.0
+    unanswerable = QuestionRecord("u", "Who?", (), ("lakes",), None, {})
+    abstained = Answer("The documents don't say.", (), tuple(hits), True, Trace())
+    scored = score_question(unanswerable, abstained, hits)
+    assert scored["em"] == 1.0 and "recall@5" not in scored
