@@ -87,3 +87,15 @@ def compare_cmd(
     plot_deltas(deltas, folder / "compare.png", f"{run_b.name} vs {run_a.name}")
     (folder / "compare.json").write_text(json.dumps([d.__dict__ for d in deltas], indent=2))
     typer.echo(f"plot: {folder / 'compare.png'}")
+
+
+@eval_app.command("table")
+def table_cmd(runs: Annotated[list[Path], typer.Argument(help="Run folders, one table row each.")]) -> None:
+    """Print the headline metrics of several runs as one Markdown table (for docs and ablations)."""
+    from eval.compare import summary_table
+
+    try:
+        typer.echo(summary_table(runs))
+    except FileNotFoundError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc

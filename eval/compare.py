@@ -97,3 +97,26 @@ def plot_deltas(deltas: list[Delta], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+TABLE_METRICS = ("recall@5", "recall@20", "mrr@10", "ndcg@10", "em", "f1")
+
+
+def summary_table(runs: list[Path]) -> str:
+    """One Markdown row per run: headline metrics, abstention F1 and answer latency p50."""
+    header = ["run", "pipeline", "n", *TABLE_METRICS, "abstention F1", "retrieval p50 (s)", "answer p50 (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in runs:
+        path = run / "summary.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{run} has no summary.json: run `tessera eval run` to completion first")
+        s = json.loads(path.read_text())
+        values = [f"{s['metrics'][m]['mean']:.3f}" if m in s["metrics"] else "—" for m in TABLE_METRICS]
+        f1 = s["abstention"]["f1"]
+        latency = s["latency"]
+        retrieval = sum(latency[k]["p50"] for k in ("embed_query", "search", "retrieve") if k in latency)
+        lines.append(
+            f"| {run.name} | {s['pipeline']} | {s['questions']} | " + " | ".join(values)
+            + f" | {'—' if f1 is None else f'{f1:.3f}'} | {retrieval:.3f} | {latency['total']['p50']:.2f} |"
+        )
+    return "\n".join(lines)

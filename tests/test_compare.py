@@ -55,3 +55,20 @@ def test_compare_without_shared_questions_is_an_error(tmp_path: Path) -> None:
         compare_runs(run_a, run_b)
     result = CliRunner().invoke(app, ["eval", "compare", str(run_a), str(tmp_path / "missing")])
     assert result.exit_code == 2 and "answers.jsonl" in result.output
+
+
+def test_table_of_runs(tmp_path: Path) -> None:
+    run = tmp_path / "r1"
+    run.mkdir()
+    summary = {
+        "pipeline": "tessera",
+        "questions": 2,
+        "metrics": {"recall@5": {"mean": 0.5}, "f1": {"mean": 0.25}},
+        "abstention": {"f1": None},
+        "latency": {"embed_query": {"p50": 0.01}, "search": {"p50": 0.002}, "total": {"p50": 3.0}},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["eval", "table", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "| r1 | tessera | 2 | 0.500 | — | — | — | — | 0.250 | — | 0.012 | 3.00 |" in result.output
+    assert CliRunner().invoke(app, ["eval", "table", str(tmp_path / "none")]).exit_code == 2
