@@ -102,7 +102,7 @@ class Assistant:
 
     def search(self, query: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]:
         """The passages retrieval finds for ``query``, best first, without generating."""
-        retriever = HybridRetriever(self.store, self.embedder, self.settings.retrieval)
+        retriever = HybridRetriever(self.store, self.embedder, self.settings.retrieval, self.settings.context)
         return retriever.retrieve(query, trace, top_k=top_k)
 
     def stream(self, question: str) -> Iterator[str | Answer]:

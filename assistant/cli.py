@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,39 +71,74 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+@contextmanager
+def _ingestor(settings: Settings) -> Iterator[Any]:
+    """An `Ingestor` over the settings' store and docstore, closed afterwards; store errors exit 2."""
+    from assistant.models.registry import create_embedder
+    from ingestion.docstore import DocStore
+    from ingestion.pipeline import Ingestor
+    from ingestion.propositions import build_extractor
+    from retrievers.store import StoreError, open_store
+
+    try:
+        with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
+            yield Ingestor(settings, create_embedder(settings), store, docstore, build_extractor(settings))
+    except StoreError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (.md .txt .html .pdf .docx).")],
     home: HomeOption = None,
     set_: SetOption = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed documents whose files are gone.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Index documents so questions can be asked about them. Unchanged files are skipped."""
+    """Index documents so questions can be asked about them. Unchanged files are skipped, changed ones replaced."""
     settings = _settings(home, set_)
     _quiet_libraries()
-    from assistant.models.registry import create_embedder
-    from ingestion.docstore import DocStore
-    from ingestion.pipeline import Ingestor
-    from retrievers.store import StoreError, open_store
 
     def report_error(path: str, reason: str) -> None:
         if not as_json:
             typer.secho(f"skipped {path}: {reason}", fg=typer.colors.YELLOW, err=True)
 
-    try:
-        with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
-            ingestor = Ingestor(settings, create_embedder(settings), store, docstore)
-            report = ingestor.ingest_paths(paths, progress=sys.stderr.isatty() and not as_json, on_error=report_error)
-    except StoreError as exc:
-        _fail(str(exc))
+    with _ingestor(settings) as ingestor:
+        report = ingestor.ingest_paths(
+            paths, progress=sys.stderr.isatty() and not as_json, on_error=report_error, prune=prune
+        )
     if as_json:
         typer.echo(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2))
     else:
         typer.echo(
-            f"ingested {len(report.ingested)} file(s), {report.passages} passages; "
-            f"{len(report.unchanged)} unchanged; {len(report.failed)} skipped ({report.seconds:.1f} s)"
+            f"ingested {len(report.ingested)} file(s): {report.passages} passages, {report.propositions} "
+            f"propositions ({report.units_per_second:.1f} units/s); {len(report.unchanged)} unchanged; "
+            f"{len(report.failed)} skipped" + (f"; {len(report.pruned)} pruned" if prune else "")
+            + f" ({report.seconds:.1f} s)"
         )
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def forget(
+    paths: Annotated[list[Path], typer.Argument(help="Files whose documents to remove from the index.")],
+    home: HomeOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Remove documents from the index (the files themselves are not touched)."""
+    settings = _settings(home, set_)
+    missing = []
+    with _ingestor(settings) as ingestor:
+        for path in paths:
+            source = str(path.expanduser().resolve())
+            if ingestor.forget(source):
+                typer.echo(f"forgot {source}")
+            else:
+                missing.append(source)
+    for source in missing:
+        typer.secho(f"not indexed: {source} (see `tessera docs`)", fg=typer.colors.YELLOW, err=True)
+    if missing:
         raise typer.Exit(1)
 
 
@@ -177,7 +215,7 @@ def search(
 
 @app.command()
 def docs(home: HomeOption = None, set_: SetOption = None, as_json: JsonOption = False) -> None:
-    """List the indexed documents."""
+    """List the indexed documents (path, passages, propositions, when; --json adds the content hash)."""
     settings = _settings(home, set_)
     from ingestion.docstore import DocStore
 
@@ -189,7 +227,8 @@ def docs(home: HomeOption = None, set_: SetOption = None, as_json: JsonOption = 
     if not records:
         typer.echo(f"Nothing indexed in {settings.home}. Run: tessera ingest PATH")
     for r in records:
-        typer.echo(f"{r.passages:5d} passages  {r.source}")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.ingested_at))
+        typer.echo(f"{r.passages:5d} passages {r.propositions:6d} propositions  {when}  {r.source}")
 
 
 @app.command()

@@ -74,12 +74,18 @@ class IngestionSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0)
     """Files larger than this are skipped with a message rather than read into memory."""
     batch_size: int = Field(32, ge=1)
-    """Passages embedded per batch."""
+    """Units embedded per batch."""
+    propositions: Literal["rules", "llm", "off"] = "rules"
+    """How passages are decomposed into propositions (Dense X Retrieval): ``rules`` (deterministic,
+    offline, fast), ``llm`` (the generator propositionizes; for capable models) or ``off``."""
 
 
 class RetrievalSettings(_Section):
     """How passages are found for a question."""
 
+    unit: Literal["passage", "proposition", "document"] = "passage"
+    """What is ranked: passages, propositions (each hit stands for its passage or itself, per
+    ``context.unit``), or documents (ranked by their best passage)."""
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     """``hybrid`` fuses dense and BM25 results with reciprocal rank fusion."""
     top_k: int = Field(4, ge=1, le=100)
@@ -91,6 +97,14 @@ class RetrievalSettings(_Section):
     min_relevance: float = Field(0.25, ge=-1.0, le=1.0)
     """Cosine similarity the best passage must reach; below it Tessera says the documents don't cover
     the question instead of asking the generator."""
+
+
+class ContextSettings(_Section):
+    """What the generator is shown."""
+
+    unit: Literal["passage", "proposition"] = "passage"
+    """With ``retrieval.unit = proposition``: show each hit's whole passage (deduplicated) or just the
+    proposition itself."""
 
 
 class EvalSettings(_Section):
@@ -118,6 +132,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    context: ContextSettings = ContextSettings()
     eval: EvalSettings = EvalSettings()
 
     @field_validator("home")

@@ -69,12 +69,23 @@ class Passage:
 
 @dataclass(frozen=True)
 class Proposition:
-    """An atomic, self-contained statement extracted from a passage (Dense X Retrieval)."""
+    """An atomic, self-contained statement extracted from a passage (Dense X Retrieval).
+
+    Attributes:
+        id: Unique id (``{passage_id}:p{index}``).
+        passage_id: The passage it was extracted from.
+        doc_id: The document holding that passage.
+        text: The decontextualised statement (may differ from the source words).
+        start: Character offset in the document text of the source span it was derived from.
+        end: One past the last character of that span.
+    """
 
     id: str
     passage_id: str
     doc_id: str
     text: str
+    start: int = 0
+    end: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,8 +102,8 @@ class Hit:
     """One retrieved unit with its score and where it came from.
 
     Attributes:
-        unit_id: Id of the retrieved unit (a passage id for now).
-        text: The unit's text.
+        unit_id: Id of the retrieved unit (a passage or proposition id).
+        text: The text the generator sees (the unit's own text, or its passage's, per ``context.unit``).
         score: The retriever's score (fused RRF score for hybrid search; higher is better).
         source: The source file path (or dataset id) of the document.
         passage_id: The passage holding the unit.

@@ -224,12 +224,13 @@ class EvalRunner:
     def _ensure_index(self, assistant: Any, dataset: Dataset, settings: Settings) -> None:
         from ingestion.docstore import DocStore
         from ingestion.pipeline import Ingestor
+        from ingestion.propositions import build_extractor
 
         marker = settings.home / "complete"
         if marker.exists():
             return
         with DocStore(settings.docstore_path) as docstore:
-            ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore)
+            ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore, build_extractor(settings))
             documents = corpus_documents(dataset)
             bar = tqdm(documents, desc="index", unit="doc", disable=not self.config.progress)
             for document in bar:

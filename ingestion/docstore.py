@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.types import Document, Passage
+from assistant.types import Document, Passage, Proposition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -35,12 +35,22 @@ CREATE TABLE IF NOT EXISTS passages (
     heading TEXT
 );
 CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id, idx);
+CREATE TABLE IF NOT EXISTS propositions (
+    id TEXT PRIMARY KEY,
+    passage_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS propositions_doc ON propositions(doc_id, idx);
 """
 
 
 @dataclass(frozen=True)
 class DocumentRecord:
-    """A row of the documents table, with its passage count."""
+    """A row of the documents table, with its passage and proposition counts."""
 
     id: str
     source: str
@@ -48,6 +58,7 @@ class DocumentRecord:
     content_hash: str
     ingested_at: float
     passages: int
+    propositions: int
 
 
 class DocStore:
@@ -70,8 +81,14 @@ class DocStore:
         row = self._db.execute("SELECT content_hash FROM documents WHERE source = ?", (source,)).fetchone()
         return row[0] if row else None
 
-    def put(self, document: Document, content_hash: str, passages: Sequence[Passage]) -> None:
-        """Replaces a document and its passages in one transaction."""
+    def put(
+        self,
+        document: Document,
+        content_hash: str,
+        passages: Sequence[Passage],
+        propositions: Sequence[Proposition] = (),
+    ) -> None:
+        """Replaces a document, its passages and its propositions in one transaction."""
         with self._db:
             self._db.execute("DELETE FROM documents WHERE id = ? OR source = ?", (document.id, document.source))
             self._db.execute(
@@ -89,6 +106,10 @@ class DocStore:
                 "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, p.doc_id, i, p.text, p.start, p.end, p.page, p.heading) for i, p in enumerate(passages)],
             )
+            self._db.executemany(
+                "INSERT INTO propositions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, p.passage_id, p.doc_id, i, p.text, p.start, p.end) for i, p in enumerate(propositions)],
+            )
 
     def delete(self, doc_id: str) -> None:
         """Removes a document and its passages."""
@@ -97,11 +118,29 @@ class DocStore:
 
     def documents(self) -> list[DocumentRecord]:
         """Every indexed document, by source path."""
+        return self._records("", ())
+
+    def _records(self, where: str, args: tuple) -> list[DocumentRecord]:
         rows = self._db.execute(
-            "SELECT d.id, d.source, d.title, d.content_hash, d.ingested_at, COUNT(p.id) "
-            "FROM documents d LEFT JOIN passages p ON p.doc_id = d.id GROUP BY d.id ORDER BY d.source"
+            "SELECT d.id, d.source, d.title, d.content_hash, d.ingested_at, "
+            "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.id), "
+            "(SELECT COUNT(*) FROM propositions q WHERE q.doc_id = d.id) "
+            f"FROM documents d {where} ORDER BY d.source",
+            args,
         ).fetchall()
         return [DocumentRecord(*row) for row in rows]
+
+    def find(self, source: str) -> DocumentRecord | None:
+        """The record of the document ingested from ``source``, if any."""
+        return next(iter(self._records("WHERE d.source = ?", (source,))), None)
+
+    def propositions(self, doc_id: str) -> list[Proposition]:
+        """A document's propositions in order."""
+        rows = self._db.execute(
+            "SELECT id, passage_id, doc_id, text, start, end FROM propositions WHERE doc_id = ? ORDER BY idx",
+            (doc_id,),
+        ).fetchall()
+        return [Proposition(*row) for row in rows]
 
     def passages(self, doc_id: str) -> list[Passage]:
         """A document's passages in order."""

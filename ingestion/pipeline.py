@@ -1,22 +1,37 @@
-"""Ingestion: files → documents → passages → dense + BM25 vectors in Qdrant, records in the docstore."""
+"""Ingestion: files → documents → passages + propositions → dense + BM25 vectors in Qdrant, records in
+the docstore.
+
+Crash safety: a document's points are written as ``pending``, made searchable in one step
+(`Store.publish`) once all are written, and only then recorded in the docstore. A kill at any point
+leaves nothing half-indexed searchable, and the next run (which finds no docstore record, or an old
+hash) deletes the leftovers and redoes the document.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
 from assistant.config import Settings
 from assistant.models.base import Embedder
-from assistant.types import Document, Passage
+from assistant.types import Document, Passage, Proposition
 from ingestion.docstore import DocStore
 from ingestion.loaders import LoaderError, iter_files, load_document, supported_extensions
+from ingestion.propositions import PropositionExtractor
 from ingestion.splitter import PassageSplitter
-from retrievers.store import Store, StorePoint
+from retrievers.store import PENDING, Store, StorePoint
+
+T = TypeVar("T")
+R = TypeVar("R")
+ErrorHook = Callable[[str, str], None]
 
 
 @dataclass
@@ -26,13 +41,33 @@ class IngestReport:
     ingested: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
     passages: int = 0
+    propositions: int = 0
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """False only when files were given and none could be read (the CLI's non-zero exit)."""
         return bool(self.ingested or self.unchanged) or not self.failed
+
+    @property
+    def units_per_second(self) -> float:
+        """Passages plus propositions indexed per second of the run."""
+        return (self.passages + self.propositions) / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document parsed and split, ready to embed (or the reason it can't be)."""
+
+    source: str
+    digest: str = ""
+    document: Document | None = None
+    passages: tuple[Passage, ...] = ()
+    propositions: tuple[Proposition, ...] = ()
+    unchanged: bool = False
+    error: str | None = None
 
 
 def file_hash(path: Path) -> str:
@@ -44,111 +79,199 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:
+    """``map`` that keeps at most ``depth`` calls running ahead of the consumer (bounded memory)."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 class Ingestor:
     """Indexes files or ready-made documents.
 
     Args:
         settings: Chunking, batch size and file size limit come from here.
-        embedder: Embeds passages (the same one must embed queries).
-        store: Receives one point per passage.
-        docstore: Records documents, passages and content hashes.
+        embedder: Embeds units (the same one must embed queries).
+        store: Receives one point per passage and per proposition.
+        docstore: Records documents, passages, propositions and content hashes.
+        extractor: Decomposes passages into propositions; None indexes passages only.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: Store, docstore: DocStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: Store,
+        docstore: DocStore,
+        extractor: PropositionExtractor | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
         self.docstore = docstore
+        self.extractor = extractor
         count = getattr(embedder, "count_tokens", None)
         self.splitter = PassageSplitter(
             settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count
         )
 
     def ingest_paths(
-        self, paths: Sequence[Path], *, progress: bool = True, on_error: Callable[[str, str], None] | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        progress: bool = True,
+        on_error: ErrorHook | None = None,
+        prune: bool = False,
     ) -> IngestReport:
         """Ingests files and folders; a file that cannot be read is reported and skipped.
+
+        Parsing and splitting of the next file run in a worker thread while the current one is embedded.
 
         Args:
             paths: Files and folders (searched recursively).
             progress: Show a progress bar on stderr.
             on_error: Called with ``(path, reason)`` for each file skipped, as it happens.
+            prune: Also remove indexed documents whose files no longer exist.
         """
         began = time.perf_counter()
         report = IngestReport()
-        max_bytes = int(self.settings.ingestion.max_file_mb * 1024 * 1024)
         files = list(iter_files(paths))
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
-        for path in bar:
-            bar.set_postfix(passages=report.passages)
-            source = str(path.resolve())
-            if not path.exists():
-                self._fail(report, source, "no such file or folder", on_error)
-                continue
-            if path.suffix.lower() not in supported_extensions():
-                exts = ", ".join(sorted(supported_extensions()))
-                self._fail(report, source, f"unsupported file type (Tessera reads {exts})", on_error)
-                continue
-            try:
-                digest = file_hash(path)
-                if self.docstore.content_hash(source) == digest:
-                    report.unchanged.append(source)
-                    continue
-                document = load_document(path, max_bytes=max_bytes)
-            except LoaderError as exc:
-                self._fail(report, source, str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "), on_error)
-                continue
-            except OSError as exc:
-                self._fail(report, source, exc.strerror or str(exc), on_error)
-                continue
-            report.passages += self.index_document(document, digest)
-            report.ingested.append(source)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as pool:
+            for prepared in _ahead(pool, self._prepare, bar):
+                if prepared.error is not None:
+                    report.failed.append((prepared.source, prepared.error))
+                    if on_error is not None:
+                        on_error(prepared.source, prepared.error)
+                elif prepared.unchanged:
+                    report.unchanged.append(prepared.source)
+                else:
+                    assert prepared.document is not None
+                    self._write(prepared.document, prepared.digest, prepared.passages, prepared.propositions)
+                    report.ingested.append(prepared.source)
+                    report.passages += len(prepared.passages)
+                    report.propositions += len(prepared.propositions)
+                elapsed = time.perf_counter() - began
+                bar.set_postfix(units=report.passages + report.propositions,
+                                units_s=f"{(report.passages + report.propositions) / elapsed:.1f}")
         bar.close()
+        if prune:
+            report.pruned = self.prune()
         report.seconds = time.perf_counter() - began
         return report
 
-    def index_document(self, document: Document, content_hash: str) -> int:
-        """Splits, embeds and stores one document, replacing any earlier version; returns its passage count.
+    def index_document(self, document: Document, content_hash: str) -> tuple[int, int]:
+        """Splits, extracts, embeds and stores one document, replacing any earlier version.
 
-        Vectors are written before the docstore row, so a crash in between leaves the document looking
-        un-ingested and the next run redoes it (its old points are deleted first).
+        Returns:
+            ``(passages, propositions)`` written.
         """
+        passages, propositions = self._split(document)
+        self._write(document, content_hash, passages, propositions)
+        return len(passages), len(propositions)
+
+    def forget(self, source: str) -> bool:
+        """Deletes the document ingested from ``source`` (its vectors and records); False if unknown."""
+        record = self.docstore.find(source)
+        if record is None:
+            return False
+        self.store.delete_doc(record.id)
+        self.docstore.delete(record.id)
+        return True
+
+    def prune(self) -> list[str]:
+        """Deletes every indexed file-backed document whose file is gone; returns their sources."""
+        gone = [r.source for r in self.docstore.documents() if r.source.startswith("/") and not Path(r.source).exists()]
+        for source in gone:
+            self.forget(source)
+        return gone
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _prepare(self, path: Path) -> _Prepared:
+        """Everything before embedding, for one file (runs in the parse thread)."""
+        source = str(path.resolve())
+        if not path.exists():
+            return _Prepared(source, error="no such file or folder")
+        if path.suffix.lower() not in supported_extensions():
+            exts = ", ".join(sorted(supported_extensions()))
+            return _Prepared(source, error=f"unsupported file type (Tessera reads {exts})")
+        max_bytes = int(self.settings.ingestion.max_file_mb * 1024 * 1024)
+        try:
+            digest = file_hash(path)
+            if self.docstore.content_hash(source) == digest:
+                return _Prepared(source, digest, unchanged=True)
+            document = load_document(path, max_bytes=max_bytes)
+        except LoaderError as exc:
+            return _Prepared(source, error=str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "))
+        except OSError as exc:
+            return _Prepared(source, error=exc.strerror or str(exc))
+        passages, propositions = self._split(document)
+        return _Prepared(source, digest, document, tuple(passages), tuple(propositions))
+
+    def _split(self, document: Document) -> tuple[list[Passage], list[Proposition]]:
         passages = self.splitter.split(document)
+        if self.extractor is None or not passages:
+            return passages, []
+        spans = self.extractor.extract_many([(p, document) for p in passages])
+        propositions = [
+            Proposition(f"{p.id}:p{i}", p.id, document.id, span.text, span.start, span.end)
+            for p, found in zip(passages, spans)
+            for i, span in enumerate(found)
+        ]
+        return passages, propositions
+
+    def _write(
+        self, document: Document, content_hash: str, passages: Sequence[Passage], propositions: Sequence[Proposition]
+    ) -> None:
+        """Embeds and stores the units pending, publishes them, then records the document."""
         self.store.ensure(self.embedder.dimension)
         self.store.delete_doc(document.id)
+        by_id = {p.id: p for p in passages}
+        units: list[tuple[str, str, dict[str, Any]]] = [
+            (p.id, _embedding_text(document, p.text, p.heading), _payload(document, p, "passage", p.text))
+            for p in passages
+        ]
+        units += [
+            (q.id, q.text, _payload(document, by_id[q.passage_id], "proposition", q.text, q))
+            for q in propositions
+        ]
         batch = self.settings.ingestion.batch_size
-        for start in range(0, len(passages), batch):
-            chunk = passages[start : start + batch]
-            vectors = self.embedder.embed([_embedding_text(document, p) for p in chunk])
-            self.store.upsert(
-                [StorePoint(p.id, vec, _embedding_text(document, p), _payload(document, p)) for p, vec in zip(chunk, vectors)]
-            )
-        self.docstore.put(document, content_hash, passages)
-        return len(passages)
-
-    @staticmethod
-    def _fail(report: IngestReport, source: str, reason: str, on_error: Callable[[str, str], None] | None) -> None:
-        report.failed.append((source, reason))
-        if on_error is not None:
-            on_error(source, reason)
+        for start in range(0, len(units), batch):
+            chunk = units[start : start + batch]
+            vectors = self.embedder.embed([text for _, text, _ in chunk])
+            self.store.upsert([StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)])
+        self.store.publish(document.id)
+        self.docstore.put(document, content_hash, passages, propositions)
 
 
-def _embedding_text(document: Document, passage: Passage) -> str:
+def _embedding_text(document: Document, text: str, heading: str | None) -> str:
     """The text a passage is indexed by: its words plus the document title and heading for context."""
-    context = " — ".join(x for x in (document.title, passage.heading) if x and x not in passage.text[:200])
-    return f"{context}\n{passage.text}" if context else passage.text
+    context = " — ".join(x for x in (document.title, heading) if x and x not in text[:200])
+    return f"{context}\n{text}" if context else text
 
 
-def _payload(document: Document, passage: Passage) -> dict:
-    return {
-        "unit_id": passage.id,
+def _payload(
+    document: Document, passage: Passage, unit: str, text: str, proposition: Proposition | None = None
+) -> dict[str, Any]:
+    payload = {
+        "unit_id": proposition.id if proposition else passage.id,
+        "unit": unit,
+        "state": PENDING,
         "passage_id": passage.id,
         "doc_id": document.id,
-        "text": passage.text,
+        "text": text,
         "source": document.source,
         "title": document.title,
         "page": passage.page,
         "heading": passage.heading,
-        "start": passage.start,
-        "end": passage.end,
+        "start": proposition.start if proposition else passage.start,
+        "end": proposition.end if proposition else passage.end,
     }
+    if proposition is not None:
+        payload["passage_text"] = passage.text
+    return payload

@@ -37,6 +37,10 @@ Found = list[tuple[dict[str, Any], float, list[float] | None]]  # payload, score
 _ID_NAMESPACE = uuid.UUID("6f1c8a52-1d0e-5b7a-9c3e-7e55e22a0b61")
 _BATCH = 256  # points per write: bounded memory, and well under a server's request size limit
 _OWNER = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
+# Payload fields with an index: deletes filter on doc_id, searches on state and unit.
+# ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
+_INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword"}
+READY, PENDING = "ready", "pending"
 
 
 class StoreError(RuntimeError):
@@ -111,6 +115,14 @@ class Store(ABC):
     def optimize(self) -> None:
         """Builds indexes (HNSW) where the engine leaves that to the caller; a no-op elsewhere."""
 
+    @abstractmethod
+    def publish(self, doc_id: str) -> None:
+        """Makes a document's points searchable (``state: ready``), after all of them were written.
+
+        Points are written with ``state: pending`` and `search` only sees ready ones, so a crash in the
+        middle of writing a document never leaves part of it retrievable.
+        """
+
     def upsert(self, points: Sequence[StorePoint]) -> None:
         """Writes points, replacing any with the same unit id, with the BM25 vectors of their texts.
 
@@ -127,7 +139,15 @@ class Store(ABC):
             self._write([(point_id(p.id), _floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
 
     def search(
-        self, dense: np.ndarray | None, text: str, *, mode: Mode, limit: int, candidates: int, rrf_k: int = 60
+        self,
+        dense: np.ndarray | None,
+        text: str,
+        *,
+        mode: Mode,
+        limit: int,
+        candidates: int,
+        rrf_k: int = 60,
+        unit: str | None = None,
     ) -> list[StoreHit]:
         """Finds the best units for a query, best first.
 
@@ -138,6 +158,7 @@ class Store(ABC):
             limit: Hits returned.
             candidates: Hits each leg contributes before fusion (hybrid only).
             rrf_k: The RRF constant k.
+            unit: Only points whose payload ``unit`` is this (``passage``, ``proposition``); all if None.
         """
         if mode not in ("hybrid", "dense", "sparse"):
             raise ValueError(f"unknown search mode {mode!r}")
@@ -145,7 +166,7 @@ class Store(ABC):
             raise ValueError(f"{mode} search needs a query vector")
         query = None if dense is None else np.asarray(dense, dtype=np.float64)
         vector = None if query is None else _floats(query)
-        found = self._query(vector, self._bm25.encode_query(text), mode, limit, candidates, rrf_k)
+        found = self._query(vector, self._bm25.encode_query(text), mode, limit, candidates, rrf_k, unit)
         return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(query, vec)) for pl, score, vec in found]
 
     @abstractmethod
@@ -154,7 +175,14 @@ class Store(ABC):
 
     @abstractmethod
     def _query(
-        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+        self,
+        dense: list[float] | None,
+        sparse: SparseVec,
+        mode: Mode,
+        limit: int,
+        candidates: int,
+        rrf_k: int,
+        unit: str | None,
     ) -> Found:
         """Runs one engine query (empty when the collection does not exist)."""
 
@@ -185,8 +213,9 @@ class EdgeStore(Store):
         with self._lock:
             if self._shard is None and not self._exists():
                 self._shard = self._open(qe.EdgeShard.create, _edge_config(dimension))
-                # A keyword index on doc_id, which delete_doc filters on.
-                self._shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
+                # Indexes on the fields deletes and searches filter on.
+                for field, kind in _INDEXED.items():
+                    self._shard.update(qe.UpdateOperation.create_field_index(field, getattr(qe.PayloadSchemaType, kind)))
                 return
             existing = self._stored_dimension()
             if existing is not None and existing != dimension:
@@ -202,6 +231,11 @@ class EdgeStore(Store):
     def count(self) -> int:
         shard = self._get()
         return 0 if shard is None else shard.count(qe.CountRequest(exact=True))
+
+    def publish(self, doc_id: str) -> None:
+        if (shard := self._get()) is not None:
+            match = qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id))
+            shard.update(qe.UpdateOperation.set_payload_by_filter(qe.Filter(must=[match]), {"state": READY}))
 
     def close(self) -> None:
         with self._lock:
@@ -227,7 +261,14 @@ class EdgeStore(Store):
         shard.update(qe.UpdateOperation.upsert_points(points))
 
     def _query(
-        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+        self,
+        dense: list[float] | None,
+        sparse: SparseVec,
+        mode: Mode,
+        limit: int,
+        candidates: int,
+        rrf_k: int,
+        unit: str | None,
     ) -> Found:
         if (shard := self._get()) is None:
             return []
@@ -235,12 +276,16 @@ class EdgeStore(Store):
             "dense": lambda: qe.Query.Nearest(dense, using=DENSE),
             "sparse": lambda: qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
         }
+        conditions = [qe.FieldCondition(key="state", match=qe.MatchValue(READY))]
+        if unit is not None:
+            conditions.append(qe.FieldCondition(key="unit", match=qe.MatchValue(unit)))
+        only = qe.Filter(must=conditions)
         out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
         if mode == "hybrid":
-            prefetches = [qe.Prefetch(limit=candidates, query=leg()) for leg in legs.values()]
+            prefetches = [qe.Prefetch(limit=candidates, query=leg(), filter=only) for leg in legs.values()]
             request = qe.QueryRequest(prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), **out)
         else:
-            request = qe.QueryRequest(query=legs[mode](), **out)
+            request = qe.QueryRequest(query=legs[mode](), filter=only, **out)
         return [(p.payload or {}, p.score, _named(p.vector)) for p in shard.query(request)]
 
     def _exists(self) -> bool:
@@ -310,7 +355,8 @@ class ClientStore(Store):
             )
             with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
                 warnings.simplefilter("ignore", UserWarning)
-                self.client.create_payload_index(self.collection, "doc_id", m.PayloadSchemaType.KEYWORD)
+                for field, kind in _INDEXED.items():
+                    self.client.create_payload_index(self.collection, field, getattr(m.PayloadSchemaType, kind.upper()))
         self._ready = True
 
     def delete_doc(self, doc_id: str) -> None:
@@ -322,6 +368,12 @@ class ClientStore(Store):
 
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._exists() else 0
+
+    def publish(self, doc_id: str) -> None:
+        if self._exists():
+            m = _models()
+            match = m.Filter(must=[m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id))])
+            self.client.set_payload(self.collection, payload={"state": READY}, points=match, wait=True)
 
     def close(self) -> None:
         self.client.close()  # the server persisted every write already (upserts wait for it)
@@ -335,22 +387,33 @@ class ClientStore(Store):
         self.client.upsert(self.collection, points=points, wait=True)
 
     def _query(
-        self, dense: list[float] | None, sparse: SparseVec, mode: Mode, limit: int, candidates: int, rrf_k: int
+        self,
+        dense: list[float] | None,
+        sparse: SparseVec,
+        mode: Mode,
+        limit: int,
+        candidates: int,
+        rrf_k: int,
+        unit: str | None,
     ) -> Found:
         if not self._exists():
             return []
         m = _models()
         sparse_query = m.SparseVector(indices=sparse.indices, values=sparse.values)
         legs = {"dense": (dense, DENSE), "sparse": (sparse_query, SPARSE)}
+        conditions = [m.FieldCondition(key="state", match=m.MatchValue(value=READY))]
+        if unit is not None:
+            conditions.append(m.FieldCondition(key="unit", match=m.MatchValue(value=unit)))
+        only = m.Filter(must=conditions)
         out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
         if mode == "hybrid":
-            prefetch = [m.Prefetch(query=q, using=using, limit=candidates) for q, using in legs.values()]
+            prefetch = [m.Prefetch(query=q, using=using, limit=candidates, filter=only) for q, using in legs.values()]
             # RrfQuery (client and server >= 1.16) sets k; older clients fall back to the engine's default k (2).
             fusion = m.RrfQuery(rrf=m.Rrf(k=rrf_k)) if hasattr(m, "RrfQuery") else m.FusionQuery(fusion=m.Fusion.RRF)
             result = self.client.query_points(self.collection, prefetch=prefetch, query=fusion, **out)
         else:
             query, using = legs[mode]
-            result = self.client.query_points(self.collection, query=query, using=using, **out)
+            result = self.client.query_points(self.collection, query=query, using=using, query_filter=only, **out)
         return [(p.payload or {}, p.score, _named(p.vector)) for p in result.points]
 
     def _exists(self) -> bool:

@@ -31,7 +31,9 @@ def corpus(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["config"]])
+@pytest.mark.parametrize(
+    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"]]
+)
 def test_help_on_every_command(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -91,3 +93,22 @@ def test_config_hides_secrets(env, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 0 and "sk-secret" not in result.output
     assert json.loads(result.output)["models"]["generator"] == "fake"
+
+
+def test_docs_forget_and_prune(env, tmp_path: Path) -> None:
+    folder = corpus(tmp_path)
+    runner.invoke(app, ["ingest", str(folder)])
+    docs = json.loads(runner.invoke(app, ["docs", "--json"]).output)
+    assert set(docs[0]) >= {"source", "content_hash", "passages", "propositions", "ingested_at"}
+    assert docs[0]["propositions"] >= 1
+    text = runner.invoke(app, ["docs"]).output
+    assert "good.md" in text and "propositions" in text
+    good = folder / "good.md"
+    result = runner.invoke(app, ["forget", str(good)])
+    assert result.exit_code == 0 and "forgot" in result.output
+    assert runner.invoke(app, ["forget", str(good)]).exit_code == 1
+    runner.invoke(app, ["ingest", str(folder)])
+    good.unlink()
+    result = runner.invoke(app, ["ingest", str(folder), "--prune"])
+    assert "1 pruned" in result.output
+    assert json.loads(runner.invoke(app, ["docs", "--json"]).output) == []

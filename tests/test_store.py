@@ -38,7 +38,7 @@ def unit(v: list[float]) -> np.ndarray:
 
 def points() -> list[StorePoint]:
     return [
-        StorePoint(uid, unit(vec), text, {"doc_id": doc, "unit_id": uid, "text": text})
+        StorePoint(uid, unit(vec), text, {"doc_id": doc, "unit_id": uid, "text": text, "state": "ready", "unit": "passage"})
         for uid, doc, text, vec in CORPUS
     ]
 
@@ -205,7 +205,7 @@ def test_edge_writes_survive_a_process_that_never_closes(tmp_path: Path) -> None
         s.ensure(4)
         for start in range(0, 300, 50):
             s.upsert([StorePoint(f"d{i}:0", np.eye(4, dtype=np.float32)[i % 4], f"word{i} text",
-                                 {"doc_id": f"d{i}", "unit_id": f"d{i}:0"}) for i in range(start, start + 50)])
+                                 {"doc_id": f"d{i}", "unit_id": f"d{i}:0", "state": "ready"}) for i in range(start, start + 50)])
         os._exit(0)  # no close(), no flush(): only the write-ahead log has the points
         """,
         str(shard),
@@ -251,3 +251,29 @@ def test_open_store_picks_the_backend(tmp_path: Path, monkeypatch: pytest.Monkey
     with open_store(Settings(home=tmp_path, store=store)) as remote:
         assert isinstance(remote, ClientStore) and remote.collection == "c"
     assert made == {"url": "http://qdrant:6333", "api_key": "secret"}
+
+
+@pytest.mark.parametrize("kind", ["edge", "client"])
+def test_unpublished_points_are_invisible_until_published(kind: str, tmp_path: Path) -> None:
+    with make_store(kind, tmp_path) as s:
+        s.ensure(DIM)
+        draft = {"doc_id": "new", "unit_id": "new:0", "text": "zebra crossing", "state": "pending", "unit": "passage"}
+        s.upsert([StorePoint("new:0", unit([1, 0, 0, 0]), "zebra crossing", draft)])
+        query = dict(mode="hybrid", limit=5, candidates=5)
+        assert s.search(unit([1, 0, 0, 0]), "zebra", **query) == []
+        assert s.count() == 1  # written, just not searchable
+        s.publish("new")
+        assert ids(s.search(unit([1, 0, 0, 0]), "zebra", **query)) == ["new:0"]
+
+
+@pytest.mark.parametrize("kind", ["edge", "client"])
+def test_unit_filter(kind: str, tmp_path: Path) -> None:
+    with make_store(kind, tmp_path) as s:
+        s.ensure(DIM)
+        rows = [("d:0", "passage", "zebras live in Africa"), ("d:0:p0", "proposition", "zebras live in Africa")]
+        s.upsert([StorePoint(uid, unit([1, 0, 0, 0]), text, {"doc_id": "d", "unit_id": uid, "text": text,
+                                                                "state": "ready", "unit": u}) for uid, u, text in rows])
+        for mode in ("hybrid", "dense", "sparse"):
+            found = s.search(unit([1, 0, 0, 0]), "zebras", mode=mode, limit=5, candidates=5, unit="proposition")
+            assert ids(found) == ["d:0:p0"], mode
+        assert len(s.search(unit([1, 0, 0, 0]), "zebras", mode="hybrid", limit=5, candidates=5)) == 2

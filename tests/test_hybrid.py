@@ -1,0 +1,71 @@
+"""HybridRetriever: units (passage, proposition, document) and what a hit's text is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.config import ContextSettings, RetrievalSettings, Settings
+from assistant.models.fake import FakeEmbedder
+from assistant.types import Trace
+from ingestion.docstore import DocStore
+from ingestion.pipeline import Ingestor
+from ingestion.propositions import DeterministicExtractor
+from retrievers.hybrid import HybridRetriever
+from retrievers.store import open_store
+
+
+@pytest.fixture
+def store(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "tower.md").write_text(
+        "# Eiffel Tower\nThe Eiffel Tower is in Paris. It was completed in 1889. Gustave Eiffel's company built it.\n"
+    )
+    (corpus / "lake.md").write_text("# Baikal\nLake Baikal is in Siberia. Lake Baikal is the deepest lake.\n")
+    with open_store(settings) as s, DocStore(settings.docstore_path) as docstore:
+        Ingestor(settings, fake_embedder, s, docstore, DeterministicExtractor()).ingest_paths([corpus], progress=False)
+        yield s
+
+
+def retriever(store, embedder, unit: str, context: str = "passage", k: int = 4) -> HybridRetriever:
+    return HybridRetriever(store, embedder, RetrievalSettings(unit=unit, top_k=k), ContextSettings(unit=context))
+
+
+def test_default_init(store, fake_embedder) -> None:
+    r = HybridRetriever(store, fake_embedder, RetrievalSettings())
+    assert r.settings.unit == "passage" and r.context.unit == "passage"
+
+
+def test_passage_units(store, fake_embedder) -> None:
+    trace = Trace()
+    hits = retriever(store, fake_embedder, "passage").retrieve("When was the Eiffel Tower completed?", trace)
+    assert hits[0].text.startswith("# Eiffel Tower")
+    assert len({h.unit_id for h in hits}) == len(hits) == 2  # one passage per document here
+    assert [s.name for s in trace.stages] == ["embed_query", "search"]
+    assert trace.stages[-1].details["unit"] == "passage"
+
+
+def test_proposition_units_show_their_passage_once(store, fake_embedder) -> None:
+    hits = retriever(store, fake_embedder, "proposition").retrieve("When was the Eiffel Tower completed 1889?")
+    assert ":p" in hits[0].unit_id  # the ranked unit is a proposition...
+    assert hits[0].text.startswith("# Eiffel Tower")  # ...shown as its whole passage
+    assert len({h.passage_id for h in hits}) == len(hits)
+
+
+def test_proposition_context_shows_the_proposition(store, fake_embedder) -> None:
+    hits = retriever(store, fake_embedder, "proposition", context="proposition").retrieve("completed 1889")
+    assert any("1889" in h.text and not h.text.startswith("#") for h in hits)
+    assert all(":p" in h.unit_id for h in hits)
+
+
+def test_document_units_rank_each_document_once(store, fake_embedder) -> None:
+    hits = retriever(store, fake_embedder, "document", k=5).retrieve("deepest lake Siberia")
+    assert len({h.doc_id for h in hits}) == len(hits) == 2
+    assert "Baikal" in hits[0].text
+
+
+def test_empty_query_is_an_error(store, fake_embedder) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        retriever(store, fake_embedder, "passage").retrieve("  ")
