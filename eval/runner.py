@@ -231,12 +231,12 @@ class EvalRunner:
             return
         with DocStore(settings.docstore_path) as docstore:
             ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore, build_extractor(settings))
-            documents = corpus_documents(dataset)
-            bar = tqdm(documents, desc="index", unit="doc", disable=not self.config.progress)
-            for document in bar:
+            todo = []
+            for document in corpus_documents(dataset):
                 content = hashlib.sha256(document.text.encode()).hexdigest()
                 if docstore.content_hash(document.source) != content:  # resumes an interrupted build
-                    ingestor.index_document(document, content)
+                    todo.append((document, content))
+            ingestor.index_documents(todo, progress=self.config.progress)
         marker.write_text(json.dumps({"documents": len(dataset.corpus)}))
 
 

@@ -73,6 +73,9 @@ class DocStore:
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is consistent in WAL mode; a commit lost to a power cut only makes the next ingest redo
+        # that document (its points are published before its record is written).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 

@@ -141,38 +141,67 @@ class Ingestor:
         report = IngestReport()
         files = list(iter_files(paths))
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
+        buffer: list[_Prepared] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as pool:
             for prepared in _ahead(pool, self._prepare, bar):
                 if prepared.error is not None:
                     report.failed.append((prepared.source, prepared.error))
                     if on_error is not None:
                         on_error(prepared.source, prepared.error)
-                elif prepared.unchanged:
+                    continue
+                if prepared.unchanged:
                     report.unchanged.append(prepared.source)
-                else:
-                    assert prepared.document is not None
-                    self._write(prepared.document, prepared.digest, prepared.passages, prepared.propositions)
-                    report.ingested.append(prepared.source)
-                    report.passages += len(prepared.passages)
-                    report.propositions += len(prepared.propositions)
+                    continue
+                buffer.append(prepared)
+                report.ingested.append(prepared.source)
+                report.passages += len(prepared.passages)
+                report.propositions += len(prepared.propositions)
+                if _units(buffer) >= self.settings.ingestion.batch_size:
+                    self._write(buffer)
+                    buffer = []
                 elapsed = time.perf_counter() - began
                 bar.set_postfix(units=report.passages + report.propositions,
                                 units_s=f"{(report.passages + report.propositions) / elapsed:.1f}")
+            self._write(buffer)
         bar.close()
         if prune:
             report.pruned = self.prune()
         report.seconds = time.perf_counter() - began
         return report
 
-    def index_document(self, document: Document, content_hash: str) -> tuple[int, int]:
-        """Splits, extracts, embeds and stores one document, replacing any earlier version.
+    def index_documents(
+        self, items: Iterable[tuple[Document, str]], *, progress: bool = False
+    ) -> tuple[int, int]:
+        """Splits, extracts, embeds and stores ready-made documents, replacing earlier versions.
+
+        Args:
+            items: ``(document, content_hash)`` pairs; units of several documents share embedding batches.
+            progress: Show a progress bar.
 
         Returns:
             ``(passages, propositions)`` written.
         """
-        passages, propositions = self._split(document)
-        self._write(document, content_hash, passages, propositions)
-        return len(passages), len(propositions)
+        def prepare(item: tuple[Document, str]) -> _Prepared:
+            document, digest = item
+            passages, propositions = self._split(document)
+            return _Prepared(document.source, digest, document, tuple(passages), tuple(propositions))
+
+        counts = [0, 0]
+        buffer: list[_Prepared] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as pool:
+            for prepared in tqdm(_ahead(pool, prepare, items), desc="index", unit="doc", disable=not progress):
+                buffer.append(prepared)
+                counts[0] += len(prepared.passages)
+                counts[1] += len(prepared.propositions)
+                if _units(buffer) >= self.settings.ingestion.batch_size:
+                    self._write(buffer)
+                    buffer = []
+            self._write(buffer)
+        return counts[0], counts[1]
+
+    def index_document(self, document: Document, content_hash: str) -> tuple[int, int]:
+        """`index_documents` for one document."""
+        return self.index_documents([(document, content_hash)])
 
     def forget(self, source: str) -> bool:
         """Deletes the document ingested from ``source`` (its vectors and records); False if unknown."""
@@ -225,28 +254,43 @@ class Ingestor:
         ]
         return passages, propositions
 
-    def _write(
-        self, document: Document, content_hash: str, passages: Sequence[Passage], propositions: Sequence[Proposition]
-    ) -> None:
-        """Embeds and stores the units pending, publishes them, then records the document."""
+    def _write(self, batch: Sequence[_Prepared]) -> None:
+        """Embeds and stores the documents' units pending, publishes each document, then records it.
+
+        Units of several small documents share embedding batches (one SQuAD paragraph is one passage:
+        embedding per document would run the model on batches of one or two).
+        """
+        if not batch:
+            return
         self.store.ensure(self.embedder.dimension)
-        self.store.delete_doc(document.id)
-        by_id = {p.id: p for p in passages}
-        units: list[tuple[str, str, dict[str, Any]]] = [
-            (p.id, _embedding_text(document, p.text, p.heading), _payload(document, p, "passage", p.text))
-            for p in passages
-        ]
-        units += [
-            (q.id, q.text, _payload(document, by_id[q.passage_id], "proposition", q.text, q))
-            for q in propositions
-        ]
-        batch = self.settings.ingestion.batch_size
-        for start in range(0, len(units), batch):
-            chunk = units[start : start + batch]
+        units: list[tuple[str, str, dict[str, Any]]] = []
+        for item in batch:
+            assert item.document is not None
+            self.store.delete_doc(item.document.id)
+            units += _units_of(item.document, item.passages, item.propositions)
+        size = self.settings.ingestion.batch_size
+        for start in range(0, len(units), size):
+            chunk = units[start : start + size]
             vectors = self.embedder.embed([text for _, text, _ in chunk])
             self.store.upsert([StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)])
-        self.store.publish(document.id)
-        self.docstore.put(document, content_hash, passages, propositions)
+        for item in batch:
+            assert item.document is not None
+            self.store.publish(item.document.id)
+            self.docstore.put(item.document, item.digest, item.passages, item.propositions)
+
+
+def _units(batch: Sequence[_Prepared]) -> int:
+    return sum(len(item.passages) + len(item.propositions) for item in batch)
+
+
+def _units_of(
+    document: Document, passages: Sequence[Passage], propositions: Sequence[Proposition]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(unit id, text to embed, payload)`` for every passage and proposition of a document."""
+    by_id = {p.id: p for p in passages}
+    units = [(p.id, _embedding_text(document, p.text, p.heading), _payload(document, p, "passage", p.text)) for p in passages]
+    units += [(q.id, q.text, _payload(document, by_id[q.passage_id], "proposition", q.text, q)) for q in propositions]
+    return units
 
 
 def _embedding_text(document: Document, text: str, heading: str | None) -> str:

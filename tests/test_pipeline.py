@@ -163,12 +163,17 @@ def test_kill_mid_ingest_leaves_nothing_half_searchable(settings: Settings, tmp_
         per_doc: dict[str, int] = {}
         for hit in found:
             per_doc[hit.payload["doc_id"]] = per_doc.get(hit.payload["doc_id"], 0) + 1
-        # Every searchable document is complete: all its units are there, and it is recorded.
-        for doc_id, count in per_doc.items():
-            assert recorded.get(doc_id) == count, doc_id
+        assert per_doc, "nothing was searchable after the kill"
 
         report = Ingestor(settings, fake_embedder, store, docstore, DeterministicExtractor()).ingest_paths([corpus], progress=False)
         assert len(report.ingested) + len(report.unchanged) == 12
         records = docstore.documents()
         assert len(records) == 12
         assert store.count() == sum(r.passages + r.propositions for r in records)
+        # Every document that was searchable after the kill was complete: exactly its final unit count.
+        final = {r.id: r.passages + r.propositions for r in records}
+        for doc_id, count in per_doc.items():
+            assert final[doc_id] == count, doc_id
+        # And every recorded one was searchable in full (records are written after publishing).
+        for doc_id, count in recorded.items():
+            assert per_doc.get(doc_id) == count, doc_id
