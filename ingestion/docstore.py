@@ -92,27 +92,39 @@ class DocStore:
         propositions: Sequence[Proposition] = (),
     ) -> None:
         """Replaces a document, its passages and its propositions in one transaction."""
+        self.put_many([(document, content_hash, passages, propositions)])
+
+    def put_many(
+        self, items: Sequence[tuple[Document, str, Sequence[Passage], Sequence[Proposition]]]
+    ) -> None:
+        """`put` for several documents in one transaction (one commit for a whole ingest batch)."""
         with self._db:
-            self._db.execute("DELETE FROM documents WHERE id = ? OR source = ?", (document.id, document.source))
-            self._db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    document.id,
-                    document.source,
-                    document.title,
-                    content_hash,
-                    json.dumps(document.metadata),
-                    time.time(),
-                ),
-            )
-            self._db.executemany(
-                "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(p.id, p.doc_id, i, p.text, p.start, p.end, p.page, p.heading) for i, p in enumerate(passages)],
-            )
-            self._db.executemany(
-                "INSERT INTO propositions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(p.id, p.passage_id, p.doc_id, i, p.text, p.start, p.end) for i, p in enumerate(propositions)],
-            )
+            for document, content_hash, passages, propositions in items:
+                self._put(document, content_hash, passages, propositions)
+
+    def _put(
+        self, document: Document, content_hash: str, passages: Sequence[Passage], propositions: Sequence[Proposition]
+    ) -> None:
+        self._db.execute("DELETE FROM documents WHERE id = ? OR source = ?", (document.id, document.source))
+        self._db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                document.id,
+                document.source,
+                document.title,
+                content_hash,
+                json.dumps(document.metadata),
+                time.time(),
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(p.id, p.doc_id, i, p.text, p.start, p.end, p.page, p.heading) for i, p in enumerate(passages)],
+        )
+        self._db.executemany(
+            "INSERT INTO propositions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(p.id, p.passage_id, p.doc_id, i, p.text, p.start, p.end) for i, p in enumerate(propositions)],
+        )
 
     def delete(self, doc_id: str) -> None:
         """Removes a document and its passages."""

@@ -263,20 +263,19 @@ class Ingestor:
         if not batch:
             return
         self.store.ensure(self.embedder.dimension)
+        documents = [item.document for item in batch if item.document is not None]
+        doc_ids = [d.id for d in documents]
+        self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
         units: list[tuple[str, str, dict[str, Any]]] = []
-        for item in batch:
-            assert item.document is not None
-            self.store.delete_doc(item.document.id)
-            units += _units_of(item.document, item.passages, item.propositions)
+        for item, document in zip(batch, documents):
+            units += _units_of(document, item.passages, item.propositions)
         size = self.settings.ingestion.batch_size
         for start in range(0, len(units), size):
             chunk = units[start : start + size]
             vectors = self.embedder.embed([text for _, text, _ in chunk])
             self.store.upsert([StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)])
-        for item in batch:
-            assert item.document is not None
-            self.store.publish(item.document.id)
-            self.docstore.put(item.document, item.digest, item.passages, item.propositions)
+        self.store.publish(doc_ids)
+        self.docstore.put_many([(d, item.digest, item.passages, item.propositions) for item, d in zip(batch, documents)])
 
 
 def _units(batch: Sequence[_Prepared]) -> int:

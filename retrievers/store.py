@@ -100,9 +100,13 @@ class Store(ABC):
             StoreError: It exists with another dense dimension, or (Edge) another process holds it.
         """
 
-    @abstractmethod
     def delete_doc(self, doc_id: str) -> None:
         """Deletes every point whose payload ``doc_id`` is this one."""
+        self.delete_docs([doc_id])
+
+    @abstractmethod
+    def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        """Deletes every point of these documents, in one operation."""
 
     @abstractmethod
     def count(self) -> int:
@@ -116,8 +120,8 @@ class Store(ABC):
         """Builds indexes (HNSW) where the engine leaves that to the caller; a no-op elsewhere."""
 
     @abstractmethod
-    def publish(self, doc_id: str) -> None:
-        """Makes a document's points searchable (``state: ready``), after all of them were written.
+    def publish(self, doc_ids: Sequence[str]) -> None:
+        """Makes documents' points searchable (``state: ready``), after all of them were written.
 
         Points are written with ``state: pending`` and `search` only sees ready ones, so a crash in the
         middle of writing a document never leaves part of it retrievable.
@@ -223,18 +227,18 @@ class EdgeStore(Store):
             if self._shard is None:  # load() given a config checks it against the segments
                 self._shard = self._open(qe.EdgeShard.load, _edge_config(dimension))
 
-    def delete_doc(self, doc_id: str) -> None:
-        if (shard := self._get()) is not None:
-            match = qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id))
+    def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids and (shard := self._get()) is not None:
+            match = qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))
             shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[match])))
 
     def count(self) -> int:
         shard = self._get()
         return 0 if shard is None else shard.count(qe.CountRequest(exact=True))
 
-    def publish(self, doc_id: str) -> None:
-        if (shard := self._get()) is not None:
-            match = qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id))
+    def publish(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids and (shard := self._get()) is not None:
+            match = qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))
             shard.update(qe.UpdateOperation.set_payload_by_filter(qe.Filter(must=[match]), {"state": READY}))
 
     def close(self) -> None:
@@ -359,20 +363,20 @@ class ClientStore(Store):
                     self.client.create_payload_index(self.collection, field, getattr(m.PayloadSchemaType, kind.upper()))
         self._ready = True
 
-    def delete_doc(self, doc_id: str) -> None:
-        if self._exists():
+    def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids and self._exists():
             m = _models()
-            match = m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id))
+            match = m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(doc_ids)))
             selector = m.FilterSelector(filter=m.Filter(must=[match]))
             self.client.delete(self.collection, points_selector=selector, wait=True)
 
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._exists() else 0
 
-    def publish(self, doc_id: str) -> None:
-        if self._exists():
+    def publish(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids and self._exists():
             m = _models()
-            match = m.Filter(must=[m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id))])
+            match = m.Filter(must=[m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(doc_ids)))])
             self.client.set_payload(self.collection, payload={"state": READY}, points=match, wait=True)
 
     def close(self) -> None:

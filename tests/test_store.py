@@ -262,7 +262,7 @@ def test_unpublished_points_are_invisible_until_published(kind: str, tmp_path: P
         query = dict(mode="hybrid", limit=5, candidates=5)
         assert s.search(unit([1, 0, 0, 0]), "zebra", **query) == []
         assert s.count() == 1  # written, just not searchable
-        s.publish("new")
+        s.publish(["new"])
         assert ids(s.search(unit([1, 0, 0, 0]), "zebra", **query)) == ["new:0"]
 
 
