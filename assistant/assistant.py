@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from assistant.citations import cited_numbers, citations_for, strip_invalid, supporting_source
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
 from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer
-from assistant.types import Answer, Hit, Trace
+from assistant.types import Answer, Exchange, Hit, Trace
 from retrievers.hybrid import HybridRetriever
 from retrievers.store import Store
 
@@ -75,6 +75,8 @@ class Assistant:
         self._embedder = embedder
         self._generator = generator
         self._store = store
+        self._query_generator: Generator | None = None
+        self._retriever: HybridRetriever | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -100,19 +102,54 @@ class Assistant:
             self._store = open_store(self.settings)
         return self._store
 
-    def search(self, query: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]:
-        """The passages retrieval finds for ``query``, best first, without generating."""
-        retriever = HybridRetriever(self.store, self.embedder, self.settings.retrieval, self.settings.context)
-        return retriever.retrieve(query, trace, top_k=top_k)
+    @property
+    def query_generator(self) -> Generator:
+        """The generator of the query steps: ``query.generator`` if set, else the answering one."""
+        if self._query_generator is None:
+            name = self.settings.query.generator
+            if name is None or name == self.settings.models.generator:
+                self._query_generator = self.generator
+            else:
+                from assistant.models.registry import create_generator
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+                self._query_generator = create_generator(self.settings, name)
+        return self._query_generator
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        if self._retriever is None:
+            s = self.settings
+            self._retriever = HybridRetriever(
+                self.store, self.embedder, s.retrieval, s.context, query=s.query, generator=lambda: self.query_generator
+            )
+        return self._retriever
+
+    def search(
+        self,
+        query: str,
+        trace: Trace | None = None,
+        *,
+        top_k: int | None = None,
+        history: Sequence[Exchange] = (),
+    ) -> list[Hit]:
+        """The passages retrieval finds for ``query``, best first, without generating.
+
+        Args:
+            query: The question.
+            trace: Where to record every query step, leg and the fused list (a fresh one if None).
+            top_k: Overrides ``retrieval.top_k``.
+            history: Earlier exchanges of the conversation, oldest first, for rewriting a follow-up.
+        """
+        return self.retriever.retrieve(query, trace, top_k=top_k, history=history)
+
+    def stream(self, question: str, *, history: Sequence[Exchange] = ()) -> Iterator[str | Answer]:
         """Yields the answer text as it is generated, then the final `Answer` as the last item.
 
         The final answer's text may differ from the streamed pieces: invalid citation markers are removed
         and an uncited answer gets the citation of the source it was taken from.
         """
         trace = Trace()
-        hits = self.search(question, trace)
+        hits = self.search(question, trace, history=history)
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         with trace.stage("relevance_gate", best_dense_score=round(best, 4)) as info:
             relevant = bool(hits) and best >= self.settings.retrieval.min_relevance
@@ -137,10 +174,10 @@ class Assistant:
             info["raw"] = "".join(pieces)
         yield finish_answer("".join(pieces), hits, trace)
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, *, history: Sequence[Exchange] = ()) -> Answer:
         """Answers ``question`` (the last item of `stream`)."""
         answer = None
-        for item in self.stream(question):
+        for item in self.stream(question, history=history):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None

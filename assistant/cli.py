@@ -192,6 +192,7 @@ def search(
     settings = _settings(home, set_, retrieval__top_k=top_k)
     _quiet_libraries()
     from assistant.assistant import Assistant
+    from assistant.render import retrieval_summary
     from assistant.types import Trace, to_dict
     from retrievers.store import StoreError
 
@@ -203,9 +204,15 @@ def search(
         _fail(str(exc))
     finally:
         assistant.close()
+    summary = retrieval_summary(query, trace)
     if as_json:
-        typer.echo(json.dumps({"query": query, "hits": to_dict(hits), "trace": to_dict(trace)}, indent=2))
+        typer.echo(json.dumps({**summary, "hits": to_dict(hits), "trace": to_dict(trace)}, indent=2, ensure_ascii=False))
         return
+    if summary["variants"] != [query]:
+        typer.echo("Queries: " + " | ".join(summary["variants"]))
+    for name, details in summary["steps"].items():
+        note = f" (fell back: {details['fallback']})" if "fallback" in details else ""
+        typer.echo(f"{name}: {summary['timings'][name]:.2f} s{note}")
     if not hits:
         typer.echo("No passages found. Has anything been ingested? Run: tessera ingest PATH")
     for n, hit in enumerate(hits, start=1):

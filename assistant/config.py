@@ -94,9 +94,46 @@ class RetrievalSettings(_Section):
     """How many hits each leg of hybrid search contributes before fusion."""
     rrf_k: int = Field(60, ge=1)
     """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
+    dense_weight: float = Field(1.0, gt=0)
+    """Weight of the dense legs in fusion (Qdrant's weighted RRF divides a leg's rank by its weight)."""
+    sparse_weight: float = Field(1.0, gt=0)
+    """Weight of the BM25 legs in fusion."""
+    trace_legs: bool = True
+    """Also run each leg alone so the trace shows every leg's hits next to the fused list (a few ms)."""
     min_relevance: float = Field(0.25, ge=-1.0, le=1.0)
     """Cosine similarity the best passage must reach; below it Tessera says the documents don't cover
     the question instead of asking the generator."""
+
+
+class QuerySettings(_Section):
+    """How a question becomes the queries retrieval runs (rewriting and expansion). Each step can be off.
+
+    The LLM steps cost one generator call each; with the bundled 270M model they did not pay for
+    themselves (docs/EVALUATION.md, retrieval ablation), so they are off by default.
+    """
+
+    rewrite: bool = True
+    """Rewrite a follow-up into standalone queries using the conversation (only when there is one)."""
+    rewrites: int = Field(2, ge=1, le=5)
+    """How many standalone rewrites to ask for; all are retrieved and fused."""
+    hyde: bool = False
+    """HyDE: embed LLM-written hypothetical answer passages and average them with the query's embedding
+    for the dense leg."""
+    hyde_passages: int = Field(1, ge=1, le=8)
+    """How many hypothetical passages HyDE writes (the paper uses 8; each one costs a generator call)."""
+    expansion: Literal["off", "zero-shot", "few-shot", "cot"] = "off"
+    """LLM query expansion (Jagerman et al.): the prompt style; the expansion joins the BM25 leg."""
+    query_repeats: int = Field(5, ge=1, le=20)
+    """Times the original query is counted in an expanded BM25 query, so expansion terms don't drown it."""
+    csqe: bool = False
+    """Corpus-steered expansion: the LLM marks the sentences of first-pass hits that bear on the query,
+    and they join the BM25 leg (with the LLM's own expansion when ``expansion`` is on)."""
+    csqe_hits: int = Field(3, ge=1, le=10)
+    """First-pass hits whose sentences CSQE shows the LLM."""
+    max_new_tokens: int = Field(64, ge=8, le=512)
+    """Token limit for each rewriting or expansion reply."""
+    generator: str | None = None
+    """Generator for rewriting and expansion (any registry name); unset: the answering generator."""
 
 
 class ContextSettings(_Section):
@@ -117,6 +154,9 @@ class EvalSettings(_Section):
     """Hits retrieved per question for the retrieval metrics (recall@k needs k ≤ depth)."""
     bootstrap: int = Field(1000, ge=100)
     """Bootstrap resamples for confidence intervals."""
+    llm_cache: bool = True
+    """Replay greedy generator replies from ``<home>/eval-llm-cache.sqlite`` so runs that share an LLM step
+    (ablation rows) share its calls; a replayed call is charged the seconds the original took."""
 
 
 class Settings(BaseSettings):
@@ -132,6 +172,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    query: QuerySettings = QuerySettings()
     context: ContextSettings = ContextSettings()
     eval: EvalSettings = EvalSettings()
 

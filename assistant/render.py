@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.types import Answer, to_dict
+from assistant.types import Answer, Trace, to_dict
 
 
 def answer_text(answer: Answer, *, streamed: bool = False, snippet_chars: int = 200) -> str:
@@ -34,3 +34,18 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     data = to_dict(answer)
     data["timings"] = {s.name: round(s.seconds, 4) for s in answer.trace.stages}
     return data
+
+
+def retrieval_summary(query: str, trace: Trace) -> dict[str, Any]:
+    """What retrieval did for a query, read from its trace: the query variants, what each step made
+    (HyDE passages, expansions, corpus sentences, fallbacks), every leg's hits, the fused list and timings."""
+    steps = {s.name: s.details for s in trace.stages}
+    embed = steps.get("embed_query", {})
+    return {
+        "query": query,
+        "variants": list(embed.get("variants", [query])),
+        "steps": {name: steps[name] for name in ("rewrite", "hyde", "expand", "csqe") if name in steps},
+        "legs": steps.get("legs", {}).get("legs", {}),
+        "fused": [h["unit_id"] for h in steps.get("search", {}).get("hits", [])],
+        "timings": {s.name: round(s.seconds, 4) for s in trace.stages},
+    }

@@ -98,6 +98,14 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One earlier turn of a conversation: what was asked and what was answered."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved unit with its score and where it came from.
 

@@ -46,6 +46,9 @@ def run_cmd(
     home: Annotated[Path | None, typer.Option("--home", help="Tessera home (model cache, cached eval indexes).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, e.g. retrieval.mode=dense.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Retrieve only, no answers: retrieval metrics and latency on the answerable questions.")
+    ] = False,
 ) -> None:
     """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted."""
     from assistant.cli import _quiet_libraries, _settings
@@ -56,13 +59,13 @@ def run_cmd(
     settings = _settings(home, set_)
     _quiet_libraries()
     try:
-        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress))  # type: ignore[arg-type]
+        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only))  # type: ignore[arg-type]
         summary = runner.run()
     except (FileNotFoundError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
     metrics = summary["metrics"]
-    shown = [k for k in ("recall@5", "mrr@10", "em", "f1") if k in metrics]
+    shown = [k for k in ("recall@5", "recall@20", "ndcg@10", "em", "f1") if k in metrics]
     typer.echo(", ".join(f"{k} {metrics[k]['mean']:.3f}" for k in shown))
     typer.echo(f"report: {out / 'report.md'}")
 

@@ -114,9 +114,13 @@ def summary_table(runs: list[Path]) -> str:
         values = [f"{s['metrics'][m]['mean']:.3f}" if m in s["metrics"] else "—" for m in TABLE_METRICS]
         f1 = s["abstention"]["f1"]
         latency = s["latency"]
-        retrieval = sum(latency[k]["p50"] for k in ("embed_query", "search", "retrieve") if k in latency)
+        if "retrieval_total" in latency:
+            retrieval = latency["retrieval_total"]["p50"]
+        else:  # runs from before retrieval_total was recorded
+            retrieval = sum(latency[k]["p50"] for k in ("embed_query", "search", "retrieve") if k in latency)
+        answer = "—" if s.get("retrieval_only") else f"{latency['total']['p50']:.2f}"
         lines.append(
             f"| {run.name} | {s['pipeline']} | {s['questions']} | " + " | ".join(values)
-            + f" | {'—' if f1 is None else f'{f1:.3f}'} | {retrieval:.3f} | {latency['total']['p50']:.2f} |"
+            + f" | {'—' if f1 is None else f'{f1:.3f}'} | {retrieval:.3f} | {answer} |"
         )
     return "\n".join(lines)

@@ -61,7 +61,8 @@ def latency_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for row in rows:
         for name, seconds in row["timings"].items():
             stages.setdefault(name, []).append(seconds)
-        stages.setdefault("total", []).append(sum(row["timings"].values()))
+        total = sum(v for k, v in row["timings"].items() if k != "retrieval_total")
+        stages.setdefault("total", []).append(total)
     return {
         name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "mean": statistics.fmean(v)}
         for name, v in stages.items()
@@ -78,7 +79,10 @@ def summarise(rows: list[dict[str, Any]], settings: Settings, dataset: Any, conf
         "questions": len(rows),
         "answerable": sum(r["answerable"] for r in rows),
         "metrics": metric_table(rows, settings.eval.bootstrap),
-        "abstention": abstention_scores([r["abstained"] for r in rows], [r["answerable"] for r in rows]),
+        "abstention": abstention_scores(
+            [r["abstained"] for r in rows if "abstained" in r], [r["answerable"] for r in rows if "abstained" in r]
+        ),
+        "retrieval_only": bool(rows) and all("abstained" not in r for r in rows),
         "missing": missing_table(rows),
         "latency": latency_table(rows),
         "settings": settings.model_dump(

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 from tqdm import tqdm
 
 from assistant.config import Settings
-from assistant.types import Answer, Document, Hit, to_dict
+from assistant.types import Answer, Document, Hit, Trace, to_dict
 from eval.datasets import Dataset, QuestionRecord, load_dataset
 from eval.metrics import (
     best_over_golds,
@@ -43,7 +43,11 @@ class QA(Protocol):
 
     def ask(self, question: str) -> Answer: ...
 
-    def search(self, question: str, top_k: int | None = None) -> list[Hit]: ...
+    def search(self, question: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]: ...
+
+
+# Trace stages that are part of retrieval (query steps, search, legs), summed into a row's retrieval latency.
+RETRIEVAL_STAGES = ("rewrite", "embed_query", "hyde", "expand", "csqe", "search", "legs", "retrieve", "llm_replayed")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     progress: bool = True
+    retrieval_only: bool = False
 
 
 def sample_questions(dataset: Dataset, limit: int | None, seed: int) -> list[QuestionRecord]:
@@ -82,15 +87,18 @@ def index_key(dataset: Dataset, settings: Settings) -> str:
     return digest.hexdigest()[:16]
 
 
-def score_question(question: QuestionRecord, answer: Answer, deep_hits: list[Hit]) -> dict[str, Any]:
-    """Per-question answer and retrieval metrics. Metrics that don't apply are absent, not 0."""
-    prediction = "" if answer.abstained else strip_citations(answer.text)
-    golds = list(question.answers) or [""]
-    metrics: dict[str, Any] = {
-        "em": best_over_golds(exact_match, prediction, golds),
-        "f1": best_over_golds(token_f1, prediction, golds),
-        "abstained": answer.abstained,
-    }
+def score_question(question: QuestionRecord, answer: Answer | None, deep_hits: list[Hit]) -> dict[str, Any]:
+    """Per-question answer and retrieval metrics (retrieval only without an answer). Metrics that don't
+    apply are absent, not 0."""
+    metrics: dict[str, Any] = {}
+    if answer is not None:
+        prediction = "" if answer.abstained else strip_citations(answer.text)
+        golds = list(question.answers) or [""]
+        metrics.update(
+            em=best_over_golds(exact_match, prediction, golds),
+            f1=best_over_golds(token_f1, prediction, golds),
+            abstained=answer.abstained,
+        )
     # Retrieval is judged on answerable questions only: an unanswerable one's "evidence" is the text it
     # was written to trick, which no retriever should be rewarded or punished for finding.
     if question.evidence_ids and question.answerable:
@@ -123,6 +131,7 @@ class EvalRunner:
             )
         self.settings = settings
         self.config = config
+        self._cache: Any = None  # the CachedGenerator, when eval.llm_cache is on
 
     def run(self) -> dict[str, Any]:
         """Answers every question not yet in ``answers.jsonl``, then writes the summary and report."""
@@ -135,15 +144,24 @@ class EvalRunner:
         out.mkdir(parents=True, exist_ok=True)
         answers_path = out / "answers.jsonl"
         _drop_partial_line(answers_path)
+        if self.config.retrieval_only:  # the others have no retrieval metric to compute
+            questions = [q for q in questions if q.answerable and q.evidence_ids]
         done = _answered_ids(answers_path)
         todo = [q for q in questions if q.id not in done]
         if todo:
             with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
-                ragas = self._ragas_evaluator()
+                ragas = None if self.config.retrieval_only else self._ragas_evaluator()
                 corpus = {r.id: r.text for r in dataset.corpus}
                 bar = tqdm(todo, desc="questions", unit="q", disable=not self.config.progress)
                 for question in bar:
-                    row = self._answer_one(qa, question, ragas, corpus)
+                    replayed = self._replayed_seconds()
+                    if ragas is None:
+                        row = self._retrieve_one(qa, question)
+                    else:
+                        row = self._answer_one(qa, question, ragas, corpus)
+                    if (extra := self._replayed_seconds() - replayed) > 0:
+                        row["timings"]["llm_replayed"] = extra
+                    row["timings"]["retrieval_total"] = sum(row["timings"].get(k, 0.0) for k in RETRIEVAL_STAGES)
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                     sink.flush()
         rows = [r for r in _read_rows(answers_path) if r["id"] in {q.id for q in questions}]
@@ -156,7 +174,7 @@ class EvalRunner:
         self, qa: QA, question: QuestionRecord, ragas: RagasEvaluator, corpus: dict[str, str]
     ) -> dict[str, Any]:
         answer = qa.ask(question.question)
-        deep = qa.search(question.question, top_k=self.settings.eval.depth)
+        deep = qa.search(question.question, top_k=self.settings.eval.depth)  # reuses the question's query plan
         metrics = score_question(question, answer, deep)
         # RAGAS' reference contexts are the gold evidence documents (what a perfect retriever returns).
         references = [corpus[e] for e in question.evidence_ids if e in corpus] if question.answerable else []
@@ -187,6 +205,25 @@ class EvalRunner:
             "trace": to_dict(answer.trace),
         }
 
+    def _retrieve_one(self, qa: QA, question: QuestionRecord) -> dict[str, Any]:
+        """Retrieval only (``--retrieval-only``): the deep hits and their metrics, no generation."""
+        trace = Trace()
+        deep = qa.search(question.question, trace, top_k=self.settings.eval.depth)
+        return {
+            "id": question.id,
+            "question": question.question,
+            "gold": list(question.answers),
+            "answerable": question.answerable,
+            "retrieved_ids": [h.doc_id for h in deep],
+            "metrics": score_question(question, None, deep),
+            "missing": {},
+            "timings": {s.name: s.seconds for s in trace.stages},
+            "trace": to_dict(trace),
+        }
+
+    def _replayed_seconds(self) -> float:
+        return self._cache.replayed_seconds if self._cache is not None else 0.0
+
     def _ragas_evaluator(self) -> RagasEvaluator:
         from assistant.models.registry import create_embedder, create_generator
 
@@ -208,12 +245,19 @@ class EvalRunner:
         from assistant.assistant import Assistant
 
         index_settings = self._index_settings(dataset)
-        assistant = Assistant(index_settings)
+        generator = create_generator(index_settings)
+        if self.settings.eval.llm_cache:
+            from eval.llm_cache import CachedGenerator
+
+            generator = self._cache = CachedGenerator(generator, self.settings.home / "eval-llm-cache.sqlite")
+        assistant = Assistant(index_settings, generator=generator)
         try:
             self._ensure_index(assistant, dataset, index_settings)
             yield assistant
         finally:
             assistant.close()
+            if self._cache is not None:
+                self._cache.close()
 
     def _index_settings(self, dataset: Dataset) -> Settings:
         """The run's settings with ``home`` moved to the cached index for this corpus and these settings."""

@@ -190,18 +190,21 @@ class VanillaPipeline:
             raise RuntimeError("VanillaPipeline has no index yet: call index(documents) before ask or search")
         return self._engine
 
-    def search(self, question: str, top_k: int | None = None) -> list[Hit]:
+    def search(self, question: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]:
         """Retrieval only: the top chunks for ``question``, best first.
 
         Args:
             question: The query.
+            trace: Where to record the retrieval time (stage ``retrieve``).
             top_k: How many chunks; the query engine's default (2) when None. Evaluation asks for more
                 to measure recall@k beyond what the generator sees.
         """
-        if top_k is None:
-            return [_to_hit(n) for n in self.engine.retrieve(QueryBundle(question))]
-        assert self._index is not None  # engine exists, so the index does
-        return [_to_hit(n) for n in self._index.as_retriever(similarity_top_k=top_k).retrieve(question)]
+        trace = trace if trace is not None else Trace()
+        with trace.stage("retrieve", top_k=top_k):
+            if top_k is None:
+                return [_to_hit(n) for n in self.engine.retrieve(QueryBundle(question))]
+            assert self._index is not None  # engine exists, so the index does
+            return [_to_hit(n) for n in self._index.as_retriever(similarity_top_k=top_k).retrieve(question)]
 
     def ask(self, question: str) -> Answer:
         """Answers like ``query_engine.query(question)``, timing retrieval and generation apart.

@@ -1,15 +1,33 @@
-"""Hybrid retrieval: the query embedded for the dense leg, its text for the BM25 leg, fused in Qdrant."""
+"""Hybrid retrieval: from a question (and the conversation) to the fused, ranked units.
+
+The query side runs in this order, each step a setting that can be off (DESIGN.md, "Data flow"):
+rewrite a follow-up into standalone queries → HyDE for the dense leg → LLM and corpus-steered expansion for
+the BM25 leg → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) by RRF.
+Every step records its inputs, outputs and time in the trace; an LLM step that fails falls back to its input.
+"""
 
 from __future__ import annotations
 
-from assistant.config import ContextSettings, RetrievalSettings
-from assistant.models.base import Embedder
-from assistant.types import Hit, Trace
-from retrievers.store import Store, StoreHit
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from assistant.config import ContextSettings, QuerySettings, RetrievalSettings
+from assistant.models.base import Embedder, Generator
+from assistant.types import Exchange, Hit, StageRecord, Trace
+from retrievers.csqe import CorpusSteeredExpander
+from retrievers.expansion import LLMExpander
+from retrievers.hyde import HyDE
+from retrievers.rewrite import ConversationalRewriter
+from retrievers.sparse import SparseVec, weighted_sum
+from retrievers.store import Leg, Store, StoreHit
 
 # Proposition and document retrieval over-fetch, then collapse hits that share a passage or document.
 _OVERFETCH = 4
+_PLANS_KEPT = 64  # identical (question, conversation) pairs reuse their LLM steps within a process
+_LLM_STAGES = ("rewrite", "hyde", "expand", "csqe")
 
 
 def hit_from_store(found: StoreHit, *, passage_text: bool = False) -> Hit:
@@ -34,6 +52,24 @@ def hit_from_store(found: StoreHit, *, passage_text: bool = False) -> Hit:
     )
 
 
+@dataclass(frozen=True)
+class QueryPlan:
+    """What the query steps made of a question: the legs to fuse and the vector relevance is judged by.
+
+    Attributes:
+        variants: The query texts retrieved (the question, or its standalone rewrites).
+        legs: Every dense and BM25 leg, in fusion order.
+        reference: The first variant's own embedding (never the HyDE mix): hits' ``dense_score`` is the
+            cosine to it, so the relevance gate judges the question, not a hypothetical answer.
+        steps: The trace records of the steps that made the plan.
+    """
+
+    variants: tuple[str, ...]
+    legs: tuple[Leg, ...]
+    reference: np.ndarray
+    steps: tuple[StageRecord, ...]
+
+
 class HybridRetriever:
     """Finds the units for a question: dense, BM25 or both fused by reciprocal rank fusion.
 
@@ -43,8 +79,11 @@ class HybridRetriever:
     Args:
         store: The vector store holding the units.
         embedder: The embedder the units were indexed with.
-        settings: Unit, mode, top-k, candidates per leg, RRF k.
+        settings: Unit, mode, top-k, candidates per leg, RRF k and weights.
         context: What a hit's text is for proposition retrieval.
+        query: Which query steps run (rewriting, HyDE, expansion, CSQE).
+        generator: Returns the generator the LLM steps use; called only when one runs, so plain
+            retrieval never loads a model.
     """
 
     def __init__(
@@ -53,40 +92,54 @@ class HybridRetriever:
         embedder: Embedder,
         settings: RetrievalSettings,
         context: ContextSettings | None = None,
+        *,
+        query: QuerySettings | None = None,
+        generator: Callable[[], Generator] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.context = context or ContextSettings()
+        self.query = query or QuerySettings(rewrite=False)
+        self._generator = generator
+        self._plans: OrderedDict[tuple[str, tuple[Exchange, ...]], QueryPlan] = OrderedDict()
 
-    def retrieve(self, query: str, trace: Trace | None = None, *, top_k: int | None = None) -> list[Hit]:
+    def retrieve(
+        self,
+        query: str,
+        trace: Trace | None = None,
+        *,
+        top_k: int | None = None,
+        history: Sequence[Exchange] = (),
+    ) -> list[Hit]:
         """Returns the best ``top_k`` hits for ``query``, best first.
 
         Args:
             query: The question or search text.
-            trace: Where to record the embedding and search stages (a fresh one if None).
+            trace: Where to record each step (a fresh one if None).
             top_k: Overrides ``settings.top_k`` for this call.
+            history: Earlier exchanges of the conversation, oldest first (for rewriting a follow-up).
         """
         if not query.strip():
             raise ValueError("the query is empty: ask a question with at least one word")
         trace = trace if trace is not None else Trace()
         k = top_k or self.settings.top_k
-        with trace.stage("embed_query", embedder=self.embedder.name):
-            vector = self.embedder.embed([query])[0]
+        plan = self.plan(query, trace, history=history)
         unit = self.settings.unit
         collapse = {"document": "doc_id", "proposition": "passage_id"}.get(unit)
         if unit == "proposition" and self.context.unit == "proposition":
             collapse = None  # each proposition is its own context
         limit = k * _OVERFETCH if collapse else k
-        with trace.stage("search", mode=self.settings.mode, unit=unit, top_k=k) as info:
-            found = self.store.search(
-                vector,
-                query,
-                mode=self.settings.mode,
+        candidates = max(self.settings.candidates, limit)
+        store_unit = "proposition" if unit == "proposition" else "passage"
+        with trace.stage("search", mode=self.settings.mode, unit=unit, top_k=k, legs=len(plan.legs)) as info:
+            found = self.store.query(
+                plan.legs,
                 limit=limit,
-                candidates=max(self.settings.candidates, limit),
+                candidates=candidates,
                 rrf_k=self.settings.rrf_k,
-                unit="proposition" if unit == "proposition" else "passage",
+                unit=store_unit,
+                reference=plan.reference,
             )
             hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
             if collapse:
@@ -96,7 +149,90 @@ class HybridRetriever:
                 {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
                 for h in hits
             ]
+        if self.settings.trace_legs and len(plan.legs) > 1:
+            with trace.stage("legs", candidates=candidates) as info:
+                info["legs"] = {
+                    leg.name: [f.unit_id for f in self.store.query([leg], limit=candidates, candidates=candidates, unit=store_unit)]
+                    for leg in plan.legs
+                }
         return hits
+
+    def plan(self, question: str, trace: Trace, *, history: Sequence[Exchange] = ()) -> QueryPlan:
+        """Runs the query steps for a question (or reuses an identical question's plan) and records them."""
+        key = (question, tuple(history))
+        if (known := self._plans.get(key)) is not None:
+            self._plans.move_to_end(key)
+            trace.stages.extend(replace(s, seconds=0.0, details={**s.details, "reused": True}) for s in known.steps)
+            return known
+        before = len(trace.stages)
+        plan = self._make_plan(question, history, trace)
+        plan = replace(plan, steps=tuple(trace.stages[before:]))
+        if any(s.name in _LLM_STAGES for s in plan.steps):
+            self._plans[key] = plan
+            if len(self._plans) > _PLANS_KEPT:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _make_plan(self, question: str, history: Sequence[Exchange], trace: Trace) -> QueryPlan:
+        q, mode = self.query, self.settings.mode
+        variants = [question]
+        if history and q.rewrite:
+            with trace.stage("rewrite", exchanges=len(history)) as info:
+                variants = ConversationalRewriter(
+                    self._llm(), rewrites=q.rewrites, max_new_tokens=q.max_new_tokens
+                ).rewrite(question, history, info)
+        with trace.stage("embed_query", embedder=self.embedder.name, variants=variants):
+            vectors = self.embedder.embed(variants)
+        dense = list(vectors)
+        hyde_used = False
+        if q.hyde and mode != "sparse":
+            with trace.stage("hyde", passages=q.hyde_passages) as info:
+                hyde = HyDE(self._llm(), self.embedder, passages=q.hyde_passages, max_new_tokens=q.max_new_tokens)
+                dense[0] = hyde.vector(variants[0], vectors[0], info)
+                hyde_used = "fallback" not in info
+        sparse = [self.store.encode_query(v) for v in variants]
+        expanded = False
+        if (q.expansion != "off" or q.csqe) and mode != "dense":
+            sparse[0], expanded = self._expand(variants[0], vectors[0], sparse[0], trace)
+        legs = []
+        for i in range(len(variants)):
+            if mode != "sparse":
+                name = f"q{i}.hyde" if i == 0 and hyde_used else f"q{i}.dense"
+                legs.append(Leg(name, "dense", dense[i], self.settings.dense_weight))
+            if mode != "dense":
+                name = f"q{i}.bm25+expansion" if i == 0 and expanded else f"q{i}.bm25"
+                legs.append(Leg(name, "sparse", sparse[i], self.settings.sparse_weight))
+        return QueryPlan(tuple(variants), tuple(legs), vectors[0], ())
+
+    def _expand(self, query: str, vector: np.ndarray, encoded: SparseVec, trace: Trace) -> tuple[SparseVec, bool]:
+        """The BM25 query with LLM (and corpus-steered) expansion; the plain one if every step fell back."""
+        q = self.query
+        # CSQE adds corpus sentences *alongside* the LLM's own expansion; few-shot works for base models too.
+        style = q.expansion if q.expansion != "off" else "few-shot"
+        with trace.stage("expand", query_repeats=q.query_repeats) as info:
+            expansion = LLMExpander(self._llm(), style=style, max_new_tokens=q.max_new_tokens).expand(query, info)
+        extra = [expansion] if expansion else []
+        if q.csqe:
+            with trace.stage("csqe", first_pass=q.csqe_hits) as info:
+                first_legs = [Leg("dense", "dense", vector), Leg("bm25", "sparse", encoded)]
+                if self.settings.mode == "sparse":
+                    first_legs = first_legs[1:]
+                first = self.store.query(
+                    first_legs, limit=q.csqe_hits, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k,
+                    unit="passage",
+                )
+                info["first_pass_ids"] = [f.unit_id for f in first]
+                sentences = CorpusSteeredExpander(self._llm()).select(query, [f.payload["text"] for f in first], info)
+            extra += sentences
+        if not extra:
+            return encoded, False
+        parts = [(encoded, float(q.query_repeats))] + [(self.store.encode_query(t), 1.0) for t in extra]
+        return weighted_sum(parts), True
+
+    def _llm(self) -> Generator:
+        if self._generator is None:
+            raise ValueError("query rewriting and expansion need a generator; none was given to the retriever")
+        return self._generator()
 
 
 def _first_per(hits: list[Hit], key: str) -> list[Hit]:

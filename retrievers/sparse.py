@@ -52,3 +52,16 @@ class Bm25Encoder:
 
 def _convert(vector: qdrant_edge.SparseVector) -> SparseVec:
     return SparseVec(indices=list(vector.indices), values=[float(v) for v in vector.values])
+
+
+def weighted_sum(parts: Iterable[tuple[SparseVec, float]]) -> SparseVec:
+    """Adds sparse vectors with weights: how a query repeated n times plus an expansion is encoded.
+
+    BM25 counts a query term once per occurrence, so "the query 5 times + the expansion" (Jagerman et al.)
+    is the query's vector times 5 plus the expansion's.
+    """
+    total: dict[int, float] = {}
+    for vector, weight in parts:
+        for index, value in zip(vector.indices, vector.values):
+            total[index] = total.get(index, 0.0) + weight * value
+    return SparseVec(indices=list(total), values=list(total.values()))

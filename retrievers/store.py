@@ -1,9 +1,10 @@
 """The vector store: one interface over embedded Qdrant Edge and a Qdrant server (DESIGN.md, "Storage and scale").
 
 Both backends hold the same layout: a named dense vector ``"dense"`` (cosine) and a named sparse vector
-``"bm25"`` with the IDF modifier, filled by the one `Bm25Encoder`. Hybrid search is one engine query: a dense
-and a sparse prefetch fused by reciprocal rank fusion, where Qdrant scores a point ``sum(1 / (k + rank))``
-over the legs that found it, rank counted from 0.
+``"bm25"`` with the IDF modifier, filled by the one `Bm25Encoder`. A query is a list of legs (dense or
+BM25 vectors: the question's, a HyDE embedding's, an expanded query's...), run as one engine query: a single
+leg is a plain search, several are prefetches fused by reciprocal rank fusion, where Qdrant scores a point
+``sum(w_leg / (k + rank))`` over the legs that found it, rank counted from 0.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ _OWNER = "owner.pid"  # written into the shard folder so a second process can sa
 # ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
 _INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword"}
 READY, PENDING = "ready", "pending"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One ranked list a query contributes to fusion.
+
+    Attributes:
+        name: What the leg is, for traces (``"q0.dense"``, ``"q0.bm25"``, ``"hyde.dense"``...).
+        using: ``dense`` (a cosine search on the dense vector) or ``sparse`` (BM25 on the sparse vector).
+        vector: The float32 embedding (dense) or the BM25 query vector (sparse).
+        weight: The leg's weight in reciprocal rank fusion.
+    """
+
+    name: str
+    using: Literal["dense", "sparse"]
+    vector: np.ndarray | SparseVec
+    weight: float = 1.0
 
 
 class StoreError(RuntimeError):
@@ -153,7 +171,7 @@ class Store(ABC):
         rrf_k: int = 60,
         unit: str | None = None,
     ) -> list[StoreHit]:
-        """Finds the best units for a query, best first.
+        """Finds the best units for one query text and its embedding, best first.
 
         Args:
             dense: The query embedding (may be None in ``sparse`` mode).
@@ -168,10 +186,47 @@ class Store(ABC):
             raise ValueError(f"unknown search mode {mode!r}")
         if dense is None and mode != "sparse":
             raise ValueError(f"{mode} search needs a query vector")
-        query = None if dense is None else np.asarray(dense, dtype=np.float64)
-        vector = None if query is None else _floats(query)
-        found = self._query(vector, self._bm25.encode_query(text), mode, limit, candidates, rrf_k, unit)
-        return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(query, vec)) for pl, score, vec in found]
+        legs = []
+        if mode in ("hybrid", "dense"):
+            legs.append(Leg("dense", "dense", np.asarray(dense, dtype=np.float32)))
+        if mode in ("hybrid", "sparse"):
+            legs.append(Leg("bm25", "sparse", self._bm25.encode_query(text)))
+        reference = None if dense is None else np.asarray(dense, dtype=np.float64)
+        return self.query(legs, limit=limit, candidates=candidates, rrf_k=rrf_k, unit=unit, reference=reference)
+
+    def encode_query(self, text: str) -> SparseVec:
+        """The BM25 query vector of a text (weight 1.0 per distinct token)."""
+        return self._bm25.encode_query(text)
+
+    def query(
+        self,
+        legs: Sequence[Leg],
+        *,
+        limit: int,
+        candidates: int,
+        rrf_k: int = 60,
+        unit: str | None = None,
+        reference: np.ndarray | None = None,
+    ) -> list[StoreHit]:
+        """Runs one or more legs as one engine query, best first.
+
+        One leg is a plain nearest-neighbour search; several are prefetches fused by reciprocal rank
+        fusion, weighted by each leg's ``weight`` when any weight differs from 1.
+
+        Args:
+            legs: The legs (dense or BM25 vectors) to run.
+            limit: Hits returned.
+            candidates: Hits each leg contributes before fusion.
+            rrf_k: The RRF constant k.
+            unit: Only points whose payload ``unit`` is this; all if None.
+            reference: The vector each hit's ``dense_score`` (cosine) is computed against.
+        """
+        if not legs:
+            raise ValueError("a query needs at least one leg")
+        weights = [leg.weight for leg in legs]
+        found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, unit)
+        ref = None if reference is None else np.asarray(reference, dtype=np.float64)
+        return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
 
     @abstractmethod
     def _write(self, rows: list[Row]) -> None:
@@ -180,12 +235,11 @@ class Store(ABC):
     @abstractmethod
     def _query(
         self,
-        dense: list[float] | None,
-        sparse: SparseVec,
-        mode: Mode,
+        legs: list[Leg],
         limit: int,
         candidates: int,
         rrf_k: int,
+        weights: list[float] | None,
         unit: str | None,
     ) -> Found:
         """Runs one engine query (empty when the collection does not exist)."""
@@ -266,30 +320,26 @@ class EdgeStore(Store):
 
     def _query(
         self,
-        dense: list[float] | None,
-        sparse: SparseVec,
-        mode: Mode,
+        legs: list[Leg],
         limit: int,
         candidates: int,
         rrf_k: int,
+        weights: list[float] | None,
         unit: str | None,
     ) -> Found:
         if (shard := self._get()) is None:
             return []
-        legs = {
-            "dense": lambda: qe.Query.Nearest(dense, using=DENSE),
-            "sparse": lambda: qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
-        }
         conditions = [qe.FieldCondition(key="state", match=qe.MatchValue(READY))]
         if unit is not None:
             conditions.append(qe.FieldCondition(key="unit", match=qe.MatchValue(unit)))
         only = qe.Filter(must=conditions)
         out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
-        if mode == "hybrid":
-            prefetches = [qe.Prefetch(limit=candidates, query=leg(), filter=only) for leg in legs.values()]
-            request = qe.QueryRequest(prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), **out)
+        nearest = [_edge_nearest(leg) for leg in legs]
+        if len(legs) == 1:
+            request = qe.QueryRequest(query=nearest[0], filter=only, **out)
         else:
-            request = qe.QueryRequest(query=legs[mode](), filter=only, **out)
+            prefetches = [qe.Prefetch(limit=candidates, query=q, filter=only) for q in nearest]
+            request = qe.QueryRequest(prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k, weights=weights), **out)
         return [(p.payload or {}, p.score, _named(p.vector)) for p in shard.query(request)]
 
     def _exists(self) -> bool:
@@ -392,32 +442,29 @@ class ClientStore(Store):
 
     def _query(
         self,
-        dense: list[float] | None,
-        sparse: SparseVec,
-        mode: Mode,
+        legs: list[Leg],
         limit: int,
         candidates: int,
         rrf_k: int,
+        weights: list[float] | None,
         unit: str | None,
     ) -> Found:
         if not self._exists():
             return []
         m = _models()
-        sparse_query = m.SparseVector(indices=sparse.indices, values=sparse.values)
-        legs = {"dense": (dense, DENSE), "sparse": (sparse_query, SPARSE)}
         conditions = [m.FieldCondition(key="state", match=m.MatchValue(value=READY))]
         if unit is not None:
             conditions.append(m.FieldCondition(key="unit", match=m.MatchValue(value=unit)))
         only = m.Filter(must=conditions)
         out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
-        if mode == "hybrid":
-            prefetch = [m.Prefetch(query=q, using=using, limit=candidates, filter=only) for q, using in legs.values()]
-            # RrfQuery (client and server >= 1.16) sets k; older clients fall back to the engine's default k (2).
-            fusion = m.RrfQuery(rrf=m.Rrf(k=rrf_k)) if hasattr(m, "RrfQuery") else m.FusionQuery(fusion=m.Fusion.RRF)
-            result = self.client.query_points(self.collection, prefetch=prefetch, query=fusion, **out)
-        else:
-            query, using = legs[mode]
+        queries = [(_client_vector(m, leg), DENSE if leg.using == "dense" else SPARSE) for leg in legs]
+        if len(legs) == 1:
+            query, using = queries[0]
             result = self.client.query_points(self.collection, query=query, using=using, query_filter=only, **out)
+        else:
+            prefetch = [m.Prefetch(query=q, using=using, limit=candidates, filter=only) for q, using in queries]
+            fusion = m.RrfQuery(rrf=m.Rrf(k=rrf_k, weights=weights))
+            result = self.client.query_points(self.collection, prefetch=prefetch, query=fusion, **out)
         return [(p.payload or {}, p.score, _named(p.vector)) for p in result.points]
 
     def _exists(self) -> bool:
@@ -454,6 +501,18 @@ def _dimension_error(collection: str, existing: int | None, wanted: int, elsewhe
         f"collection {collection!r} holds {held} but {wanted}-dimensional ones were asked for (another embedder?): "
         f"use a new collection name (store.collection) or {elsewhere}, or re-ingest"
     )
+
+
+def _edge_nearest(leg: Leg) -> Any:
+    if isinstance(leg.vector, SparseVec):
+        return qe.Query.Nearest(qe.SparseVector(leg.vector.indices, leg.vector.values), using=SPARSE)
+    return qe.Query.Nearest(_floats(leg.vector), using=DENSE)
+
+
+def _client_vector(m: Any, leg: Leg) -> Any:
+    if isinstance(leg.vector, SparseVec):
+        return m.SparseVector(indices=leg.vector.indices, values=leg.vector.values)
+    return _floats(leg.vector)
 
 
 def _floats(vector: np.ndarray) -> list[float]:

@@ -43,8 +43,11 @@ def test_passage_units(store, fake_embedder) -> None:
     hits = retriever(store, fake_embedder, "passage").retrieve("When was the Eiffel Tower completed?", trace)
     assert hits[0].text.startswith("# Eiffel Tower")
     assert len({h.unit_id for h in hits}) == len(hits) == 2  # one passage per document here
-    assert [s.name for s in trace.stages] == ["embed_query", "search"]
-    assert trace.stages[-1].details["unit"] == "passage"
+    assert [s.name for s in trace.stages] == ["embed_query", "search", "legs"]
+    assert trace.stages[1].details["unit"] == "passage"
+    legs = trace.stages[2].details["legs"]
+    assert set(legs) == {"q0.dense", "q0.bm25"}
+    assert {h.unit_id for h in hits} <= set(legs["q0.dense"]) | set(legs["q0.bm25"])
 
 
 def test_proposition_units_show_their_passage_once(store, fake_embedder) -> None:

@@ -15,7 +15,17 @@ from qdrant_client import QdrantClient
 
 from assistant.config import Settings
 from retrievers.sparse import Bm25Encoder
-from retrievers.store import ClientStore, EdgeStore, Store, StoreError, StoreHit, StorePoint, open_store, point_id
+from retrievers.store import (
+    ClientStore,
+    EdgeStore,
+    Leg,
+    Store,
+    StoreError,
+    StoreHit,
+    StorePoint,
+    open_store,
+    point_id,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 4
@@ -112,6 +122,43 @@ def test_hybrid_is_rrf_of_the_two_legs(store: Store, rrf_k: int) -> None:
     vectors = {uid: unit(vec) for uid, _, _, vec in CORPUS}
     for h in hits:
         assert h.dense_score == pytest.approx(float(vectors[h.unit_id] @ query), abs=1e-5)
+
+
+def rrf(rankings: list[list[str]], weights: list[float], k: int) -> dict[str, float]:
+    """Weighted reciprocal rank fusion by hand, as Qdrant defines it (same on Edge and server).
+
+    A weight divides the leg's 1-based rank: a point at 0-based ``rank`` scores ``1 / (k + (rank + 1) / w - 1)``,
+    which is the classic ``1 / (k + rank)`` at ``w = 1``.
+    """
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, uid in enumerate(ranking):
+            fused[uid] = fused.get(uid, 0.0) + 1.0 / (k + (rank + 1) / weight - 1)
+    return fused
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0, 1.0, 1.0], [2.0, 1.0, 0.5, 1.0]])
+def test_many_legs_fuse_by_weighted_rrf(store: Store, weights: list[float]) -> None:
+    """Four legs (two query variants x dense/BM25), as query expansion and rewriting produce."""
+    bm25 = Bm25Encoder()
+    legs = [
+        Leg("q0.dense", "dense", unit([0.2, 0.9, 0.4, 0.0]), weights[0]),
+        Leg("q0.bm25", "sparse", bm25.encode_query("zebra herds library"), weights[1]),
+        Leg("q1.dense", "dense", unit([0.9, 0.1, 0.0, 0.3]), weights[2]),
+        Leg("q1.bm25", "sparse", bm25.encode_query("python snakes"), weights[3]),
+    ]
+    candidates = 3
+    rankings = [ids(store.query([leg], limit=candidates, candidates=candidates)) for leg in legs]
+    expected = rrf(rankings, weights, 10)
+    hits = store.query(legs, limit=10, candidates=candidates, rrf_k=10)
+    assert {h.unit_id: h.score for h in hits} == pytest.approx(expected, rel=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_weighted_rrf_on_fixed_rankings_by_hand() -> None:
+    # k = 10, dense weight 2: dense ranks 0, 1, 2 score 1/9.5, 1/10, 1/10.5; BM25 ranks score 1/10, 1/11, 1/12.
+    fused = rrf([["a", "b", "c"], ["b", "a", "d"]], [2.0, 1.0], 10)
+    assert fused == pytest.approx({"a": 1 / 9.5 + 1 / 11, "b": 1 / 10 + 1 / 10, "c": 1 / 10.5, "d": 1 / 12})
 
 
 def test_delete_doc_removes_only_that_doc(store: Store) -> None:
