@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from assistant.citations import cited_numbers, citations_for, strip_invalid, supporting_source
+from assistant.citations import cited_numbers, citations_for, strip_invalid, supporting_source, unsupported_claims
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
-from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer
+from assistant.models.base import Message
+from assistant.ordering import ContextOrderer
+from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer, source_blocks
+from assistant.selection import adaptive_k
 from assistant.types import Answer, Exchange, Hit, Trace
 from retrievers.hybrid import HybridRetriever
 from retrievers.store import Store
@@ -42,8 +45,9 @@ def finish_answer(raw: str, hits: list[Hit], trace: Trace) -> Answer:
             if source is not None:
                 text, numbers = f"{text} [{source}]", [source]
                 info.update(cited=numbers, attributed=True)
-        info["supported"] = bool(numbers)
-    return Answer(text, citations_for(numbers, hits), tuple(hits), False, trace)
+        unsupported = unsupported_claims(text, hits)
+        info.update(supported=bool(numbers) and not unsupported, unsupported=unsupported)
+    return Answer(text, citations_for(numbers, hits), tuple(hits), False, trace, tuple(unsupported))
 
 
 def needs_example(generator: Generator) -> bool:
@@ -150,6 +154,11 @@ class Assistant:
         """
         trace = Trace()
         hits = self.search(question, trace, history=history)
+        retrieval = self.settings.retrieval
+        if retrieval.adaptive_k and hits:
+            with trace.stage("select", max_k=len(hits), min_k=retrieval.min_k) as info:
+                hits = hits[: adaptive_k([h.dense_score for h in hits], min_k=retrieval.min_k)]
+                info["k"] = len(hits)
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         with trace.stage("relevance_gate", best_dense_score=round(best, 4)) as info:
             relevant = bool(hits) and best >= self.settings.retrieval.min_relevance
@@ -160,7 +169,14 @@ class Assistant:
             yield Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
             return
 
-        messages = build_messages(question, hits, example=needs_example(self.generator))
+        example = needs_example(self.generator)
+
+        def prompt_for(ordered: Sequence[Hit]) -> tuple[list[Message], list[str]]:
+            return build_messages(question, ordered, example=example), source_blocks(ordered)
+
+        context = self.settings.context
+        hits = ContextOrderer(context.order, context.sort_rounds).arrange(hits, self.generator, prompt_for, trace)
+        messages = build_messages(question, hits, example=example)
         pieces: list[str] = []
         with trace.stage("generate", generator=self.generator.name) as info:
             for piece in self.generator.stream(

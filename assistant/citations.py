@@ -60,3 +60,23 @@ def supporting_source(answer: str, hits: Sequence[Hit]) -> int | None:
 def citations_for(numbers: Sequence[int], hits: Sequence[Hit]) -> tuple[Citation, ...]:
     """Maps valid source numbers to `Citation` objects."""
     return tuple(Citation(n, hits[n - 1]) for n in numbers if 1 <= n <= len(hits))
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+
+
+def unsupported_claims(text: str, hits: Sequence[Hit]) -> list[str]:
+    """The sentences of an answer that no citation supports.
+
+    A sentence is supported when it cites a source ([n], valid) that shares at least one content word with
+    it; a sentence with no content words of its own (a bare "Yes [2].") counts as supported by its marker.
+    """
+    unsupported = []
+    for sentence in (s.strip() for s in _SENTENCE.split(text)):
+        words = _content_words(_MARKER.sub("", sentence))
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
+        if not sentence or (not words and numbers):
+            continue
+        if not any(words & _content_words(hits[n - 1].text) for n in numbers):
+            unsupported.append(sentence)
+    return unsupported

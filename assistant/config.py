@@ -89,7 +89,12 @@ class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     """``hybrid`` fuses dense and BM25 results with reciprocal rank fusion."""
     top_k: int = Field(4, ge=1, le=100)
-    """How many passages the generator sees."""
+    """How many passages the generator sees (the most, with ``adaptive_k``)."""
+    adaptive_k: bool = False
+    """Cut the ``top_k`` passages at the largest drop in their similarity to the question, keeping at least
+    ``min_k`` (adaptive-k); off: always ``top_k``."""
+    min_k: int = Field(1, ge=1, le=100)
+    """The fewest passages adaptive-k keeps."""
     candidates: int = Field(20, ge=1, le=1000)
     """How many hits each leg of hybrid search contributes before fusion."""
     rrf_k: int = Field(60, ge=1)
@@ -137,8 +142,13 @@ class QuerySettings(_Section):
 
 
 class ContextSettings(_Section):
-    """What the generator is shown."""
+    """What the generator is shown, and in which order."""
 
+    order: Literal["attention", "retrieval", "reversed"] = "attention"
+    """``attention``: attention sorting (most attended source last, nearest the question; local
+    transformers generators; others get best-scored last); ``retrieval``: best first; ``reversed``: best last."""
+    sort_rounds: int = Field(1, ge=1, le=5)
+    """Attention-sorting rounds (each is one forward pass over the prompt)."""
     unit: Literal["passage", "proposition"] = "passage"
     """With ``retrieval.unit = proposition``: show each hit's whole passage (deduplicated) or just the
     proposition itself."""

@@ -192,6 +192,7 @@ class Answer:
         contexts: Every source shown to the generator, numbered from 1 in this order.
         abstained: True when the assistant said the documents do not cover the question.
         trace: What each stage did and how long it took.
+        unsupported: Sentences of the answer that no citation supports (flagged, not removed).
     """
 
     text: str
@@ -199,6 +200,7 @@ class Answer:
     contexts: tuple[Hit, ...]
     abstained: bool
     trace: Trace
+    unsupported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ def assistant(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, f
     store = open_store(settings)
     with DocStore(settings.docstore_path) as docstore:
         Ingestor(settings, fake_embedder, store, docstore).ingest_paths([corpus], progress=False)
+    # Retrieval order keeps source numbers predictable here; ordering has its own tests below.
+    settings = settings.model_copy(update={"context": settings.context.model_copy(update={"order": "retrieval"})})
     bot = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=store)
     yield bot
     bot.close()
@@ -44,7 +46,7 @@ def test_answer_cites_the_source(assistant: Assistant, fake_generator: FakeGener
     assert "Baikal" in answer.citations[0].hit.text
     prompt = fake_generator.calls[0][-1].content
     assert "[1] Lakes: # Lakes Lake Baikal" in prompt and "Question: How deep is Lake Baikal?" in prompt
-    assert [s.name for s in answer.trace.stages] == ["embed_query", "search", "legs", "relevance_gate", "generate", "cite"]
+    assert [s.name for s in answer.trace.stages] == ["embed_query", "search", "legs", "relevance_gate", "order", "generate", "cite"]
 
 
 def test_invalid_citation_dropped_and_uncited_answer_attributed(assistant: Assistant, fake_generator) -> None:

@@ -33,3 +33,15 @@ def test_citations_for_maps_numbers_to_hits() -> None:
     hits = [hit("a", 0), hit("b", 1)]
     cites = citations_for([2, 5, 1], hits)
     assert [(c.n, c.hit.unit_id) for c in cites] == [(2, "u1"), (1, "u0")]
+
+
+def test_unsupported_claims_are_flagged() -> None:
+    from assistant.citations import unsupported_claims
+
+    hits = [hit("The Eiffel Tower is in Paris.", 0), hit("Lake Baikal is 1,642 metres deep.", 1)]
+    assert unsupported_claims("Lake Baikal is 1,642 metres deep [2].", hits) == []
+    assert unsupported_claims("It is in Paris [2].", hits) == ["It is in Paris [2]."]  # cites the wrong source
+    assert unsupported_claims("Paris [1]. It was built by aliens.", hits) == ["It was built by aliens."]
+    assert unsupported_claims("It is [2].", hits) == []  # nothing but stopwords and the marker to check
+    assert unsupported_claims("Paris [7].", hits) == ["Paris [7]."]  # a marker past the sources supports nothing
+    assert unsupported_claims("", hits) == []

@@ -190,3 +190,25 @@ def test_sentence_split() -> None:
         "Lake Baikal is the deepest lake.",
         "It holds 20% of fresh water!",
     ]
+
+
+@pytest.mark.parametrize(
+    ("reply", "chosen"),
+    [
+        ("2, 3", [2, 3]),
+        ("3.", [3]),
+        ("1. Lake Baikal is in Siberia, Russia today\n3. more", [1, 3]),
+        ("It holds 20% of the world's fresh surface water, they say.", [3]),  # a copied sentence
+    ],
+)
+def test_csqe_understands_numbers_lines_and_copied_sentences(fake_generator, reply, chosen) -> None:
+    from retrievers.csqe import CorpusSteeredExpander
+
+    passage = (
+        "Lake Baikal is in Siberia, Russia today. It is the deepest lake in the world by far. "
+        "It holds 20% of the world's fresh surface water, they say."
+    )
+    fake_generator.enqueue(reply)
+    info: dict = {}
+    picked = CorpusSteeredExpander(fake_generator).select("How much water does Baikal hold?", [passage], info)
+    assert picked == [split_sentences(passage)[n - 1] for n in chosen]

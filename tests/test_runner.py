@@ -10,6 +10,7 @@ import pytest
 from assistant.config import Settings
 from eval.datasets import CorpusRecord, Dataset, QuestionRecord, save_dataset
 from eval.runner import EvalRunner, RunConfig, sample_questions, score_question
+from assistant.models.base import Message
 from assistant.types import Answer, Hit, Trace
 
 
@@ -113,3 +114,34 @@ def test_score_question_by_hand() -> None:
     abstained = Answer("The documents don't say.", (), tuple(hits), True, Trace())
     scored = score_question(unanswerable, abstained, hits)
     assert scored["em"] == 1.0 and "recall@5" not in scored
+
+
+def test_retrieval_only_run_scores_retrieval_and_times_the_query_steps(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    settings = fake_settings.model_copy(update={"query": fake_settings.query.model_copy(update={"hyde": True})})
+    summary = run(settings, data, tmp_path / "run", retrieval_only=True)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2"]  # the unanswerable q3 has no retrieval metric
+    assert "answer" not in rows[0] and "em" not in summary["metrics"]
+    assert summary["retrieval_only"] is True and summary["metrics"]["recall@5"]["mean"] == 1.0
+    timings = rows[0]["timings"]
+    assert {"embed_query", "hyde", "search"} <= set(timings)
+    assert timings["retrieval_total"] == pytest.approx(sum(v for k, v in timings.items() if k != "retrieval_total"))
+
+
+def test_llm_cache_replays_a_reply_and_charges_its_original_time(tmp_path: Path) -> None:
+    from assistant.models.fake import FakeGenerator
+    from eval.llm_cache import CachedGenerator
+
+    inner = FakeGenerator(["first reply", "second reply"])
+    cached = CachedGenerator(inner, tmp_path / "cache.sqlite")
+    messages = [Message("user", "Where is Lake Baikal?")]
+    assert cached.generate(messages, max_new_tokens=8) == "first reply"
+    assert cached.generate(messages, max_new_tokens=8) == "first reply"  # replayed, not asked again
+    assert len(inner.calls) == 1 and cached.hits == 1 and cached.replayed_seconds >= 0
+    assert cached.generate(messages, max_new_tokens=9) == "second reply"  # another token limit is another call
+    assert cached.generate(messages, temperature=0.7) != ""  # sampled calls are never cached
+    assert len(inner.calls) == 3
+    cached.close()
+    reopened = CachedGenerator(FakeGenerator(), tmp_path / "cache.sqlite")
+    assert reopened.generate(messages, max_new_tokens=8) == "first reply"  # survives the process

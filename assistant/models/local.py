@@ -141,6 +141,31 @@ class TransformersGenerator(Generator):
         tmp.rename(folder)
         log.info("cached dequantised weights in %s", folder)
 
+    # -- attention -------------------------------------------------------------------------------
+
+    def source_attention(self, messages: Sequence[Message], sources: Sequence[str]) -> list[float]:
+        """The attention each source's text receives from the generating position (one forward pass).
+
+        Args:
+            messages: The chat messages, as they would be sent to `stream`.
+            sources: The source blocks, each appearing verbatim in the messages.
+
+        Raises:
+            ValueError: A source does not occur in the rendered prompt.
+        """
+        from assistant.models.attention import span_attention
+
+        model, tokenizer = self.load()
+        prompt = self.render(messages)
+        spans, cursor = [], 0
+        for source in sources:
+            start = prompt.find(source, cursor)
+            if start < 0:
+                raise ValueError(f"source not found in the prompt: {source[:60]!r}")
+            spans.append((start, start + len(source)))
+            cursor = start + len(source)
+        return span_attention(model, tokenizer, prompt, spans, add_special_tokens=not self.has_chat_template)
+
     # -- generation ------------------------------------------------------------------------------
 
     @property
