@@ -1,0 +1,164 @@
+"""Where the gold passage sits, and whether attention sorting helps: a "lost in the middle" study.
+
+Each sampled answerable SQuAD v2.0 question gets its gold paragraph among ``--distractors`` paragraphs of
+the same article (same topic, so they are hard to tell apart), with the gold placed first, in the middle
+or last. Three orderings then go to the generator through Tessera's own prompt and answer handling:
+
+- ``retrieval``: the list as placed (position = where the gold sits in the prompt);
+- ``reversed``: the list reversed (a first gold ends up last, and so on);
+- ``attention``: attention sorting (`assistant.ordering`) starting from the placed list.
+
+Each answer is scored by SQuAD exact match and token F1. Rows are appended to ``answers.jsonl`` as they are
+made, so an interrupted run resumes; the table is printed and written to ``summary.json``.
+
+Run: ``python -m eval.positions --n 200 --out runs/positions`` (about 30 s per question on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.assistant import finish_answer, needs_example
+from assistant.config import Settings
+from assistant.models.base import Message
+from assistant.models.registry import create_generator
+from assistant.ordering import ContextOrderer
+from assistant.prompts import STOP, build_messages, source_blocks
+from assistant.types import Hit, Trace
+from eval.generator_choice import DEFAULT_SQUAD
+from eval.metrics import best_over_golds, exact_match, strip_citations, token_f1
+
+POSITIONS = ("first", "middle", "last")
+ORDERS = ("retrieval", "reversed", "attention")
+
+
+def sample_items(path: Path, n: int, seed: int, distractors: int) -> list[dict[str, Any]]:
+    """``n`` answerable questions whose article has enough other paragraphs, each with its distractors."""
+    data = json.loads(path.read_text())["data"]
+    rng = random.Random(seed)
+    pool = [
+        (a, p, q)
+        for a in data
+        for p in a["paragraphs"]
+        for q in p["qas"]
+        if q["answers"] and len(a["paragraphs"]) > distractors
+    ]
+    items = []
+    for article, paragraph, qa in rng.sample(pool, n):
+        others = [p["context"] for p in article["paragraphs"] if p is not paragraph]
+        items.append(
+            {
+                "id": qa["id"],
+                "question": qa["question"],
+                "answers": sorted({a["text"] for a in qa["answers"]}),
+                "title": article["title"].replace("_", " "),
+                "gold": paragraph["context"],
+                "distractors": rng.sample(others, distractors),
+            }
+        )
+    return items
+
+
+def placed(item: dict[str, Any], position: str) -> list[Hit]:
+    """The distractors with the gold paragraph inserted first, in the middle or last, as hits."""
+    texts = list(item["distractors"])
+    at = {"first": 0, "middle": len(texts) // 2, "last": len(texts)}[position]
+    texts.insert(at, item["gold"])
+    return [
+        Hit(f"{'gold' if t is item['gold'] else f'd{i}'}", t, 1.0, item["title"], f"p{i}", f"p{i}", item["title"])
+        for i, t in enumerate(texts)
+    ]
+
+
+def answer(item: dict[str, Any], hits: list[Hit], order: str, generator: Any, settings: Settings) -> dict[str, Any]:
+    example = needs_example(generator)
+
+    def prompt_for(ordered: Sequence[Hit]) -> tuple[list[Message], list[str]]:
+        return build_messages(item["question"], ordered, example=example), source_blocks(ordered)
+
+    trace = Trace()
+    if order == "reversed":
+        ordered = hits[::-1]
+    elif order == "attention":
+        ordered = ContextOrderer("attention", settings.context.sort_rounds).arrange(hits, generator, prompt_for, trace)
+    else:
+        ordered = hits
+    began = time.perf_counter()
+    raw = generator.generate(
+        build_messages(item["question"], ordered, example=example),
+        max_new_tokens=settings.models.max_new_tokens,
+        stop=STOP,
+    )
+    seconds = time.perf_counter() - began
+    result = finish_answer(raw, ordered, trace)
+    prediction = "" if result.abstained else strip_citations(result.text)
+    return {
+        "order": order,
+        "gold_at": [h.unit_id for h in ordered].index("gold"),
+        "raw": raw,
+        "em": best_over_golds(exact_match, prediction, item["answers"]),
+        "f1": best_over_golds(token_f1, prediction, item["answers"]),
+        "generate_seconds": seconds,
+        "order_seconds": trace.seconds("order"),
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """EM / F1 per gold position and ordering, and the time each ordering adds."""
+    lines = ["| gold placed | ordering | n | EM | F1 | gold ends at (mean index) | ordering s (p50) |", "|---|---|---|---|---|---|---|"]
+    for position in POSITIONS:
+        for order in ORDERS:
+            got = [r for r in rows if r["position"] == position and r["order"] == order]
+            if not got:
+                continue
+            lines.append(
+                f"| {position} | {order} | {len(got)} | {100 * statistics.fmean(r['em'] for r in got):.1f} | "
+                f"{100 * statistics.fmean(r['f1'] for r in got):.1f} | {statistics.fmean(r['gold_at'] for r in got):.1f} | "
+                f"{statistics.median(r['order_seconds'] for r in got):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distractors", type=int, default=10)
+    parser.add_argument("--home", type=Path, default=None, help="Tessera home (for the model cache)")
+    parser.add_argument("--generator", default=None, help="Registry name (default: models.generator)")
+    parser.add_argument("--out", type=Path, default=Path("runs/positions"))
+    args = parser.parse_args()
+
+    settings = Settings(**({"home": str(args.home)} if args.home else {}))
+    generator = create_generator(settings, args.generator)
+    items = sample_items(args.squad, args.n, args.seed, args.distractors)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "answers.jsonl"
+    done = {(r["id"], r["position"], r["order"]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    with path.open("a") as sink:
+        for number, item in enumerate(items, 1):
+            for position in POSITIONS:
+                hits = placed(item, position)
+                for order in ORDERS:
+                    if (item["id"], position, order) in done:
+                        continue
+                    row = {"id": item["id"], "position": position} | answer(item, hits, order, generator, settings)
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+            print(f"{number}/{len(items)}", flush=True)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    summary = table(rows)
+    (args.out / "summary.md").write_text(summary + "\n")
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
