@@ -49,6 +49,23 @@ def best_over_golds(metric, prediction: str, golds: Sequence[str]) -> float:
 # -- retrieval ------------------------------------------------------------------------------------
 
 
+def contains_answer(prediction: str, parts: Sequence[Sequence[str]]) -> bool:
+    """RGB's accuracy: the normalised prediction contains, for every part of the answer, one of its
+    alternatives (most answers have one part; "who won X and Y" has two)."""
+    text = f" {normalize_answer(prediction)} "
+    return bool(parts) and all(
+        any(f" {normalize_answer(a)} " in text for a in alternatives if normalize_answer(a)) for alternatives in parts
+    )
+
+
+_CONFLICT = re.compile(r"\b(disagree|conflict|contradict|inconsisten|differ)", re.IGNORECASE)
+
+
+def mentions_conflict(text: str) -> bool:
+    """Whether an answer says its sources disagree."""
+    return bool(_CONFLICT.search(text))
+
+
 def _unique(ids: Sequence[str]) -> list[str]:
     """Ids in first-appearance order, each once (several passages of one document count once)."""
     return list(dict.fromkeys(ids))

@@ -24,6 +24,8 @@ from assistant.types import Answer, Document, Hit, Trace, to_dict
 from eval.datasets import Dataset, QuestionRecord, load_dataset
 from eval.metrics import (
     best_over_golds,
+    contains_answer,
+    mentions_conflict,
     exact_match,
     mrr_at_k,
     ndcg_at_k,
@@ -99,6 +101,11 @@ def score_question(question: QuestionRecord, answer: Answer | None, deep_hits: l
             f1=best_over_golds(token_f1, prediction, golds),
             abstained=answer.abstained,
         )
+        if fake := question.metadata.get("fakeanswer"):  # RGB counterfactual: true and falsified passages
+            parts = question.metadata.get("answer_parts") or [list(question.answers)]
+            metrics["rgb.correct"] = float(contains_answer(prediction, parts))
+            metrics["rgb.fooled"] = float(contains_answer(prediction, [[fake]]))
+            metrics["rgb.says_conflict"] = float(mentions_conflict(answer.text))
     # Retrieval is judged on answerable questions only: an unanswerable one's "evidence" is the text it
     # was written to trick, which no retriever should be rewarded or punished for finding.
     if question.evidence_ids and question.answerable:

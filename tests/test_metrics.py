@@ -64,3 +64,16 @@ def test_bootstrap_ci_brackets_the_mean() -> None:
     assert low < 0.5 < high and high - low < 0.3
     assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
     assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
+
+
+def test_contains_answer_is_rgb_accuracy() -> None:
+    from eval.metrics import contains_answer, mentions_conflict
+
+    assert contains_answer("It was played in Tampa, Florida [1].", [["Tampa, Florida", "Tampa"]])
+    assert not contains_answer("Glendale, Arizona [2]", [["Tampa, Florida"]])
+    assert contains_answer("Kansas City and Tampa", [["Tampa"], ["Kansas City"]])  # every part needed
+    assert not contains_answer("Tampa", [["Tampa"], ["Kansas City"]])
+    assert not contains_answer("Tampax", [["Tampa"]])  # whole words only
+    assert not contains_answer("anything", [])
+    assert mentions_conflict("Sources disagree: [1] says Tampa, [2] Glendale.")
+    assert not mentions_conflict("Tampa [1]")

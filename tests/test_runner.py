@@ -114,6 +114,11 @@ def test_score_question_by_hand() -> None:
     abstained = Answer("The documents don't say.", (), tuple(hits), True, Trace())
     scored = score_question(unanswerable, abstained, hits)
     assert scored["em"] == 1.0 and "recall@5" not in scored
+    rgb = QuestionRecord("r", "Super Bowl 2021 location", ("Tampa, Florida",), ("lakes",), None, {"fakeanswer": "Glendale, Arizona"})
+    fooled = score_question(rgb, Answer("Glendale, Arizona [1]", (), tuple(hits), False, Trace()), hits)
+    assert (fooled["rgb.correct"], fooled["rgb.fooled"], fooled["rgb.says_conflict"]) == (0.0, 1.0, 0.0)
+    torn = score_question(rgb, Answer("Sources disagree: Tampa, Florida [1] or Glendale, Arizona [2]", (), tuple(hits), False, Trace()), hits)
+    assert (torn["rgb.correct"], torn["rgb.fooled"], torn["rgb.says_conflict"]) == (1.0, 1.0, 1.0)
 
 
 def test_retrieval_only_run_scores_retrieval_and_times_the_query_steps(fake_settings: Settings, tmp_path: Path) -> None:
