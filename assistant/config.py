@@ -154,6 +154,33 @@ class ContextSettings(_Section):
     proposition itself."""
 
 
+class MemorySettings(_Section):
+    """Conversational memory (MemGAS): turns, session summaries and facts, recalled per user."""
+
+    enabled: bool = True
+    """Remember exchanges and recall them in later turns and sessions of the same user."""
+    recall_k: int = Field(4, ge=1, le=50)
+    """Memory units recalled per question."""
+    candidates: int = Field(10, ge=2, le=200)
+    """Units scored per granularity before the router picks one."""
+    router: Literal["entropy", "turn", "summary", "fact", "all"] = "entropy"
+    """``entropy``: recall from the granularity whose relevance distribution is most decisive (lowest
+    entropy); a granularity name: always that one; ``all``: every granularity fused."""
+    router_temperature: float = Field(0.05, gt=0)
+    """Softmax temperature turning cosine similarities into the distribution the router measures."""
+    association_components: int = Field(8, ge=1, le=64)
+    """Most Gaussian-mixture components used to cluster a user's memories into associated groups."""
+    summaries: Literal["extractive", "llm"] = "extractive"
+    """How a session summary is written: ``extractive`` (its most central sentences; fast, faithful) or
+    ``llm`` (the generator writes it; for capable models)."""
+    llm_filter: bool = False
+    """Ask the generator to drop recalled units that don't bear on the question."""
+    budget_tokens: int = Field(300, ge=0, le=8000)
+    """Token budget (whitespace words) of the "conversation so far" block in the prompt."""
+    recent_exchanges: int = Field(3, ge=0, le=20)
+    """Latest exchanges of the current session passed to query rewriting."""
+
+
 class EvalSettings(_Section):
     """How `tessera eval run` measures."""
 
@@ -184,6 +211,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     query: QuerySettings = QuerySettings()
     context: ContextSettings = ContextSettings()
+    memory: MemorySettings = MemorySettings()
     eval: EvalSettings = EvalSettings()
 
     @field_validator("home")

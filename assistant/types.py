@@ -205,7 +205,17 @@ class Answer:
 
 @dataclass(frozen=True)
 class MemoryUnit:
-    """One remembered item of a conversation at some granularity (turn, summary, fact)."""
+    """One remembered item of a conversation at some granularity.
+
+    Attributes:
+        id: Unique id of the unit.
+        granularity: ``turn`` (one exchange), ``summary`` (of a session) or ``fact`` (a keyword fact).
+        text: What is remembered.
+        session_id: The session it came from.
+        turn_ids: The turns it was made from (a turn: itself; a summary: its session's turns).
+        created_at: Unix time it was stored.
+        user_id: Whose memory it is; recall never crosses users.
+    """
 
     id: str
     granularity: str
@@ -213,3 +223,4 @@ class MemoryUnit:
     session_id: str
     turn_ids: tuple[str, ...]
     created_at: float
+    user_id: str = ""

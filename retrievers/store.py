@@ -38,9 +38,9 @@ Found = list[tuple[dict[str, Any], float, list[float] | None]]  # payload, score
 _ID_NAMESPACE = uuid.UUID("6f1c8a52-1d0e-5b7a-9c3e-7e55e22a0b61")
 _BATCH = 256  # points per write: bounded memory, and well under a server's request size limit
 _OWNER = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
-# Payload fields with an index: deletes filter on doc_id, searches on state and unit.
+# Payload fields with an index: deletes filter on doc_id, searches on state and unit (and memory on user, session).
 # ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
-_INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword"}
+_INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword", "user": "Keyword", "session": "Keyword"}
 READY, PENDING = "ready", "pending"
 
 
@@ -207,6 +207,7 @@ class Store(ABC):
         rrf_k: int = 60,
         unit: str | None = None,
         reference: np.ndarray | None = None,
+        where: dict[str, str] | None = None,
     ) -> list[StoreHit]:
         """Runs one or more legs as one engine query, best first.
 
@@ -220,11 +221,13 @@ class Store(ABC):
             rrf_k: The RRF constant k.
             unit: Only points whose payload ``unit`` is this; all if None.
             reference: The vector each hit's ``dense_score`` (cosine) is computed against.
+            where: Only points whose payload has these exact keyword values (e.g. ``{"user": "ana"}``).
         """
         if not legs:
             raise ValueError("a query needs at least one leg")
         weights = [leg.weight for leg in legs]
-        found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, unit)
+        must = {"state": READY} | ({"unit": unit} if unit is not None else {}) | (where or {})
+        found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, must)
         ref = None if reference is None else np.asarray(reference, dtype=np.float64)
         return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
 
@@ -240,7 +243,7 @@ class Store(ABC):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        unit: str | None,
+        must: dict[str, str],
     ) -> Found:
         """Runs one engine query (empty when the collection does not exist)."""
 
@@ -325,14 +328,11 @@ class EdgeStore(Store):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        unit: str | None,
+        must: dict[str, str],
     ) -> Found:
         if (shard := self._get()) is None:
             return []
-        conditions = [qe.FieldCondition(key="state", match=qe.MatchValue(READY))]
-        if unit is not None:
-            conditions.append(qe.FieldCondition(key="unit", match=qe.MatchValue(unit)))
-        only = qe.Filter(must=conditions)
+        only = qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
         nearest = [_edge_nearest(leg) for leg in legs]
         if len(legs) == 1:
@@ -447,15 +447,12 @@ class ClientStore(Store):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        unit: str | None,
+        must: dict[str, str],
     ) -> Found:
         if not self._exists():
             return []
         m = _models()
-        conditions = [m.FieldCondition(key="state", match=m.MatchValue(value=READY))]
-        if unit is not None:
-            conditions.append(m.FieldCondition(key="unit", match=m.MatchValue(value=unit)))
-        only = m.Filter(must=conditions)
+        only = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
         queries = [(_client_vector(m, leg), DENSE if leg.using == "dense" else SPARSE) for leg in legs]
         if len(legs) == 1:
