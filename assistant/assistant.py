@@ -146,13 +146,26 @@ class Assistant:
         """
         return self.retriever.retrieve(query, trace, top_k=top_k, history=history)
 
-    def stream(self, question: str, *, history: Sequence[Exchange] = ()) -> Iterator[str | Answer]:
+    def stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[Exchange] = (),
+        memory: str = "",
+        trace: Trace | None = None,
+    ) -> Iterator[str | Answer]:
         """Yields the answer text as it is generated, then the final `Answer` as the last item.
 
         The final answer's text may differ from the streamed pieces: invalid citation markers are removed
         and an uncited answer gets the citation of the source it was taken from.
+
+        Args:
+            question: The user's question.
+            history: Earlier exchanges of this conversation, oldest first (rewrites a follow-up).
+            memory: The recalled "conversation so far" block for the prompt.
+            trace: A trace to continue (memory recall records into it first); a fresh one if None.
         """
-        trace = Trace()
+        trace = trace if trace is not None else Trace()
         hits = self.search(question, trace, history=history)
         retrieval = self.settings.retrieval
         if retrieval.adaptive_k and hits:
@@ -172,11 +185,11 @@ class Assistant:
         example = needs_example(self.generator)
 
         def prompt_for(ordered: Sequence[Hit]) -> tuple[list[Message], list[str]]:
-            return build_messages(question, ordered, example=example), source_blocks(ordered)
+            return build_messages(question, ordered, example=example, memory=memory), source_blocks(ordered)
 
         context = self.settings.context
         hits = ContextOrderer(context.order, context.sort_rounds).arrange(hits, self.generator, prompt_for, trace)
-        messages = build_messages(question, hits, example=example)
+        messages = build_messages(question, hits, example=example, memory=memory)
         pieces: list[str] = []
         with trace.stage("generate", generator=self.generator.name) as info:
             for piece in self.generator.stream(
@@ -190,10 +203,10 @@ class Assistant:
             info["raw"] = "".join(pieces)
         yield finish_answer("".join(pieces), hits, trace)
 
-    def ask(self, question: str, *, history: Sequence[Exchange] = ()) -> Answer:
+    def ask(self, question: str, *, history: Sequence[Exchange] = (), memory: str = "") -> Answer:
         """Answers ``question`` (the last item of `stream`)."""
         answer = None
-        for item in self.stream(question, history=history):
+        for item in self.stream(question, history=history, memory=memory):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None

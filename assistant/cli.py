@@ -31,6 +31,10 @@ SetOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve.", min=1)]
+SessionOption = Annotated[
+    str | None, typer.Option("--session", help="Conversation id: memory keeps and recalls turns per session.")
+]
+UserOption = Annotated[str, typer.Option("--user", help="Whose memory: recall never crosses users.")]
 
 
 def _settings(home: Path | None, pairs: list[str] | None, **flags: Any) -> Settings:
@@ -151,6 +155,8 @@ def ask(
     generator: Annotated[str | None, typer.Option(help="Generator, e.g. gemma3-270m or openai:<model>.")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
     as_json: JsonOption = False,
+    session: SessionOption = None,
+    user: UserOption = "default",
 ) -> None:
     """Answer a question from the indexed documents, citing sources as [n]."""
     settings = _settings(home, set_, retrieval__top_k=top_k, models__generator=generator)
@@ -162,9 +168,17 @@ def ask(
     from retrievers.store import StoreError
 
     assistant = Assistant(settings)
+    backend = None
     try:
+        if session is not None:  # a conversation: memory recalls this user's earlier turns and remembers this one
+            from ui.backend import ChatBackend
+
+            backend = ChatBackend(settings, assistant=assistant)
+            turn = backend.chat(user, session).stream(question)
+        else:
+            turn = assistant.stream(question)
         answer = None
-        for item in assistant.stream(question):
+        for item in turn:
             if isinstance(item, Answer):
                 answer = item
             elif stream and not as_json:
@@ -172,12 +186,138 @@ def ask(
     except (ModelError, StoreError, ValueError) as exc:
         _fail(str(exc))
     finally:
-        assistant.close()
+        (backend or assistant).close()
     assert answer is not None
     if as_json:
         typer.echo(json.dumps(answer_json(answer), indent=2, ensure_ascii=False))
     else:
         typer.echo(answer_text(answer, streamed=stream))
+
+
+@app.command()
+def chat(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    plain: Annotated[bool, typer.Option("--plain", help="A line-based REPL: one question per stdin line.")] = False,
+    session: SessionOption = None,
+    user: UserOption = "default",
+) -> None:
+    """Chat with your documents: the terminal app, or with --plain a REPL for pipes and dumb terminals."""
+    settings = _settings(home, set_)
+    _quiet_libraries()
+    from assistant.models.base import ModelError
+    from retrievers.store import StoreError
+    from ui.backend import ChatBackend, new_session_id
+
+    session = session or new_session_id()
+    try:
+        backend = ChatBackend(settings)
+    except (ModelError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        if plain:
+            _repl(backend, user, session)
+        else:
+            from ui.tui import TesseraApp
+
+            TesseraApp(backend, user=user, session=session).run()
+    except (ModelError, StoreError) as exc:
+        _fail(str(exc))
+    finally:
+        backend.close()
+
+
+def _repl(backend: Any, user: str, session: str) -> None:
+    """Reads questions from stdin, one per line, and prints each cited answer followed by a blank line."""
+    from assistant.render import answer_text
+    from assistant.types import Answer
+
+    chat = backend.chat(user, session)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        typer.echo(f"Tessera chat (session {session}). Ask a question; Ctrl-D to quit.")
+    while True:
+        if interactive:
+            typer.echo("> ", nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if not line.strip():
+            continue
+        for item in chat.stream(line.strip()):
+            if isinstance(item, Answer):
+                typer.echo(answer_text(item, streamed=interactive))
+            elif interactive:
+                typer.echo(item, nl=False)
+        typer.echo("")
+
+
+memory_app = typer.Typer(help="What Tessera remembers of your conversations: list, forget.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+
+@memory_app.command("list")
+def memory_list(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    user: UserOption = "default",
+    session: SessionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a user's sessions, or with --session that session's remembered units."""
+    backend = _memory_backend(home, set_)
+    try:
+        memory = backend.memory
+        if session is None:
+            rows = [
+                {"session": s, "first": first, "last": last, "turns": turns}
+                for s, first, last, turns in memory.sessions(user)
+            ]
+            if as_json:
+                typer.echo(json.dumps(rows, indent=2))
+            elif not rows:
+                typer.echo(f"Nothing remembered for user {user!r}.")
+            for r in [] if as_json else rows:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["last"]))
+                typer.echo(f"{r['session']}  {r['turns']} turns  last {when}")
+            return
+        units = memory.units(user, session)
+        if as_json:
+            from assistant.types import to_dict
+
+            typer.echo(json.dumps(to_dict(units), indent=2, ensure_ascii=False))
+            return
+        for unit in units:
+            typer.echo(f"[{unit.granularity}] {' '.join(unit.text.split())[:150]}")
+    finally:
+        backend.close()
+
+
+@memory_app.command("forget")
+def memory_forget(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    user: UserOption = "default",
+    session: SessionOption = None,
+) -> None:
+    """Forget a user's session (--session), or everything remembered for the user."""
+    backend = _memory_backend(home, set_)
+    try:
+        removed = backend.memory.forget(user, session)
+    finally:
+        backend.close()
+    what = f"session {session!r}" if session else "every session"
+    typer.echo(f"forgot {what} of user {user!r}: {removed} memory units")
+
+
+def _memory_backend(home: Path | None, pairs: list[str] | None) -> Any:
+    settings = _settings(home, pairs)
+    if not settings.memory.enabled:
+        _fail("memory is disabled (memory.enabled = false)")
+    _quiet_libraries()
+    from ui.backend import ChatBackend
+
+    return ChatBackend(settings)
 
 
 @app.command()

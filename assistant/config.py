@@ -242,6 +242,11 @@ class Settings(BaseSettings):
         return self.home / "qdrant" / self.store.collection
 
     @property
+    def memory_path(self) -> Path:
+        """Conversational memory: ``records.sqlite3`` and the embedded ``qdrant`` shard of its vectors."""
+        return self.home / "memory"
+
+    @property
     def model_cache(self) -> Path:
         """Where converted model weights are cached."""
         return self.models.cache_dir or self.home / "models"

@@ -47,7 +47,7 @@ def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     return "Sources:\n" + "\n".join(source_blocks(hits, max_chars))
 
 
-def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False) -> list[Message]:
+def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False, memory: str = "") -> list[Message]:
     """The chat messages for one question over its sources.
 
     Args:
@@ -55,9 +55,12 @@ def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False)
         hits: The sources, numbered from 1 in this order.
         example: Prepend a worked example. Base models (no chat template) need it to learn the format;
             on SmolLM2-Instruct it lowered F1 slightly (eval/generator_choice.py), so instruct models skip it.
+        memory: A "Conversation so far" block recalled from memory, placed before the sources (context for
+            the question, not a source to cite).
     """
     prefix = f"{EXAMPLE}\n\n" if example else ""
-    user = f"{prefix}{format_sources(hits)}\n\nQuestion: {question.strip()}\nAnswer:"
+    conversation = f"{memory.strip()}\n\n" if memory.strip() else ""
+    user = f"{prefix}{conversation}{format_sources(hits)}\n\nQuestion: {question.strip()}\nAnswer:"
     return [Message("system", SYSTEM), Message("user", user)]
 
 

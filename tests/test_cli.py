@@ -32,7 +32,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"]]
+    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"], ["chat"], ["memory"], ["memory", "list"], ["memory", "forget"]]
 )
 def test_help_on_every_command(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -115,3 +115,34 @@ def test_docs_forget_and_prune(env, tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", str(folder), "--prune"])
     assert "1 pruned" in result.output
     assert json.loads(runner.invoke(app, ["docs", "--json"]).output) == []
+
+
+@pytest.fixture
+def talkative(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake:It is Lake Baikal [1].")
+
+
+def test_chat_plain_answers_each_stdin_line_with_citations(talkative, tmp_path: Path) -> None:
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    result = runner.invoke(app, ["chat", "--plain", "--session", "s1"], input="Which is the deepest lake?\n\nAnd where?\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("It is Lake Baikal [1].") == 2  # two questions, two answers; the blank line skipped
+    assert "Sources:" in result.output and "good.md" in result.output
+
+
+def test_ask_with_a_session_remembers_and_memory_commands_manage_it(talkative, tmp_path: Path) -> None:
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    first = runner.invoke(app, ["ask", "Which is the deepest lake?", "--session", "s1", "--user", "ana"])
+    assert first.exit_code == 0, first.output
+    later = runner.invoke(app, ["ask", "Tell me about Baikal again", "--session", "s2", "--user", "ana", "--json"])
+    stages = {s["name"]: s["details"] for s in json.loads(later.output)["trace"]["stages"]}
+    assert stages["memory"]["units"]  # a new session of the same user recalls the first one
+    listed = json.loads(runner.invoke(app, ["memory", "list", "--user", "ana", "--json"]).output)
+    assert [row["session"] for row in listed] == ["s1", "s2"]
+    assert "Nothing remembered" in runner.invoke(app, ["memory", "list", "--user", "bob"]).output
+    units = runner.invoke(app, ["memory", "list", "--user", "ana", "--session", "s1"]).output
+    assert "[turn] User: Which is the deepest lake?" in units
+    forgot = runner.invoke(app, ["memory", "forget", "--user", "ana", "--session", "s1"])
+    assert forgot.exit_code == 0 and "forgot session 's1'" in forgot.output
+    listed = json.loads(runner.invoke(app, ["memory", "list", "--user", "ana", "--json"]).output)
+    assert [row["session"] for row in listed] == ["s2"]

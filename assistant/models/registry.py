@@ -133,10 +133,11 @@ def _openai(model: str, settings: Settings) -> Generator:
 
 
 @register_generator("fake")
-def _fake_generator(_: str, settings: Settings) -> Generator:
+def _fake_generator(reply: str, settings: Settings) -> Generator:
+    """``fake`` says "I don't know."; ``fake:<text>`` always says <text> (for tests of the CLI)."""
     from assistant.models.fake import FakeGenerator
 
-    return FakeGenerator()
+    return FakeGenerator(default=reply) if reply else FakeGenerator()
 
 
 @register_embedder("minilm")

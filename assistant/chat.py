@@ -1,0 +1,66 @@
+"""A conversation: one user's session, with memory, over the `Assistant`. The CLI, the REPL and both UIs
+talk to this, so a turn means the same everywhere.
+
+A turn: recall the user's memory (all their sessions) → rewrite the question with this session's recent
+exchanges → retrieve, order, generate with the recalled "conversation so far" block → remember the
+exchange. Without memory (``memory.enabled = false``) the session keeps its exchanges in process only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from assistant.types import Answer, Exchange, Trace
+
+if TYPE_CHECKING:
+    from assistant.assistant import Assistant
+    from memory import Memory
+
+
+class ChatSession:
+    """One user's session.
+
+    Args:
+        assistant: Answers the questions.
+        memory: The user's long-term memory; None keeps history in this object only.
+        user: Whose conversation it is; memory never crosses users.
+        session: The session id (a new id starts a new session that still recalls earlier ones).
+    """
+
+    def __init__(self, assistant: Assistant, memory: Memory | None, *, user: str = "default", session: str = "default") -> None:
+        if not user.strip() or not session.strip():
+            raise ValueError("a chat needs a non-empty user and session id")
+        self.assistant = assistant
+        self.memory = memory
+        self.user = user
+        self.session = session
+        self.exchanges: list[tuple[str, Answer]] = []
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        """Yields answer text pieces, then the final `Answer` (see `Assistant.stream`), and remembers it."""
+        trace = Trace()
+        settings = self.assistant.settings.memory
+        block = ""
+        if self.memory is not None:
+            recalled = self.memory.recall(self.user, self.session, question, trace)
+            block = self.memory.context_block(recalled, settings.budget_tokens)
+            history = self.memory.history(self.user, self.session)
+        else:
+            recent = self.exchanges[-settings.recent_exchanges :] if settings.recent_exchanges else []
+            history = [Exchange(q, a.text) for q, a in recent]
+        for item in self.assistant.stream(question, history=history, memory=block, trace=trace):
+            if isinstance(item, Answer):
+                self.exchanges.append((question, item))
+                if self.memory is not None:
+                    self.memory.remember(self.user, self.session, Exchange(question, item.text))
+            yield item
+
+    def ask(self, question: str) -> Answer:
+        """Answers one question (the last item of `stream`)."""
+        answer = None
+        for item in self.stream(question):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer

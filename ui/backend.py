@@ -1,0 +1,106 @@
+"""What both chat UIs (Textual, Gradio) and the plain REPL stand on: one process's Tessera, per-user chats.
+
+One `ChatBackend` per process owns the assistant (models loaded once, the embedded shard locked once), the
+memory, and the docstore for ingesting and listing documents. UIs stay thin: they call these methods and
+render `Answer`/`Trace` objects.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.assistant import Assistant
+from assistant.chat import ChatSession
+from assistant.config import Settings
+
+
+class ChatBackend:
+    """Chats, sessions and documents for one Tessera home.
+
+    Args:
+        settings: Tessera's settings.
+        assistant: A ready assistant (tests pass one with fake models); built from the settings if None.
+        memory: The memory (tests pass one); opened from the settings if None and ``memory.enabled``.
+    """
+
+    def __init__(self, settings: Settings, *, assistant: Assistant | None = None, memory: Any = None) -> None:
+        self.settings = settings
+        self.assistant = assistant or Assistant(settings)
+        self._memory = memory
+        self._chats: dict[tuple[str, str], ChatSession] = {}
+        self._lock = threading.RLock()  # the web app serves several sessions from threads
+
+    @property
+    def memory(self) -> Any:
+        """The long-term memory, opened on first use (None when ``memory.enabled`` is false)."""
+        with self._lock:
+            if self._memory is None and self.settings.memory.enabled:
+                from memory import Memory, MemoryRecords
+                from retrievers.store import EdgeStore, open_store
+
+                store = (
+                    open_store(self.settings.model_copy(update={"store": self.settings.store.model_copy(update={"collection": f"{self.settings.store.collection}-memory"})}))
+                    if self.settings.store.qdrant_url
+                    else EdgeStore(self.settings.memory_path / "qdrant", "memory")
+                )
+                records = MemoryRecords(self.settings.memory_path / "records.sqlite3")
+                self._memory = Memory(
+                    self.settings, self.assistant.embedder, store, records, generator=lambda: self.assistant.generator
+                )
+            return self._memory
+
+    def chat(self, user: str = "default", session: str | None = None) -> ChatSession:
+        """The chat for (user, session); a new session id when ``session`` is None."""
+        session = session or new_session_id()
+        with self._lock:
+            key = (user, session)
+            if key not in self._chats:
+                self._chats[key] = ChatSession(self.assistant, self.memory, user=user, session=session)
+            return self._chats[key]
+
+    def sessions(self, user: str = "default") -> list[str]:
+        """The user's sessions, oldest first: those in memory, then ones opened in this process."""
+        known = [s[0] for s in self.memory.sessions(user)] if self.memory is not None else []
+        opened = [s for (u, s) in self._chats if u == user and s not in known]
+        return known + opened
+
+    def ingest(self, paths: Sequence[Path], *, progress: bool = True) -> Any:
+        """Ingests files and folders into the index; returns the `IngestReport`."""
+        from ingestion.docstore import DocStore
+        from ingestion.pipeline import Ingestor
+        from ingestion.propositions import build_extractor
+
+        with self._lock, DocStore(self.settings.docstore_path) as docstore:
+            a = self.assistant
+            ingestor = Ingestor(self.settings, a.embedder, a.store, docstore, build_extractor(self.settings))
+            return ingestor.ingest_paths(list(paths), progress=progress)
+
+    def documents(self) -> list[Any]:
+        """The indexed documents (`DocumentRecord`s), by source path."""
+        from ingestion.docstore import DocStore
+
+        with DocStore(self.settings.docstore_path) as docstore:
+            return docstore.documents()
+
+    def forget_document(self, source: str) -> bool:
+        """Removes a document from the index; False if it was not indexed."""
+        from ingestion.docstore import DocStore
+        from ingestion.pipeline import Ingestor
+
+        with self._lock, DocStore(self.settings.docstore_path) as docstore:
+            return Ingestor(self.settings, self.assistant.embedder, self.assistant.store, docstore).forget(source)
+
+    def close(self) -> None:
+        """Releases the stores (the embedded shard locks)."""
+        if self._memory is not None:
+            self._memory.close()
+        self.assistant.close()
+
+
+def new_session_id() -> str:
+    """A short, unique session id."""
+    return uuid.uuid4().hex[:8]

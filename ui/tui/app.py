@@ -1,0 +1,220 @@
+"""`TesseraApp`: the terminal chat. A conversation pane, the sources (or trace) of the selected answer,
+an input; answers stream in from a thread worker so the UI never blocks, and Esc cancels them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input
+from textual.worker import Worker, get_current_worker
+
+from assistant.chat import ChatSession
+from assistant.types import Answer
+from ui.backend import ChatBackend
+from ui.tui.screens import NEW_SESSION, IngestScreen, SessionListScreen
+from ui.tui.widgets import MessageView, SourcesPane, TraceView
+
+
+class TesseraCommands(Provider):
+    """The command palette's Tessera commands."""
+
+    def _commands(self) -> list[tuple[str, Any, str]]:
+        app = self.app
+        assert isinstance(app, TesseraApp)
+        return [
+            ("Ingest files…", app.action_ingest, "Index a file or folder of documents"),
+            ("New session", app.action_new_session, "Start an empty conversation"),
+            ("Sessions…", app.action_sessions, "Switch to another session"),
+            ("Toggle trace", app.action_toggle_trace, "Show what each stage of the answer did"),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, command, help in self._commands():
+            yield DiscoveryHit(name, command, help=help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, command, help in self._commands():
+            if (score := matcher.match(name)) > 0:
+                yield Hit(score, matcher.highlight(name), command, help=help)
+
+
+class TesseraApp(App[None]):
+    """The Tessera terminal chat.
+
+    Args:
+        backend: The process's chats, sessions and documents.
+        user: Whose conversations these are.
+        session: The session to open; a new one if None.
+    """
+
+    CSS_PATH = "tessera.tcss"
+    TITLE = "Tessera"
+    COMMANDS = App.COMMANDS | {TesseraCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+n", "new_session", "New"),
+        Binding("ctrl+s", "sessions", "Sessions"),
+        Binding("ctrl+t", "toggle_trace", "Trace"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, backend: ChatBackend, *, user: str = "default", session: str | None = None) -> None:
+        super().__init__()
+        self.backend, self.user = backend, user
+        self.chat: ChatSession = backend.chat(user, session)
+        self._generation: Worker[None] | None = None
+        self._streaming: MessageView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Container(id="body"):
+            yield VerticalScroll(id="conversation")
+            with Vertical(id="side"):
+                yield SourcesPane(id="sources")
+                yield TraceView(id="trace")
+        yield Input(placeholder="Ask about your documents…", id="question")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_chat(self.chat)
+        self.query_one("#question").focus()
+
+    @property
+    def generating(self) -> bool:
+        """True while an answer is being generated."""
+        return self._generation is not None and not self._generation.is_finished
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc shows as available only while an answer is being generated."""
+        return (True if self.generating else None) if action == "cancel" else True
+
+    def on_worker_state_changed(self) -> None:
+        self.refresh_bindings()
+
+    def _main(self, selector: str, kind: type[Any]) -> Any:
+        """A widget of the main screen (even while a modal screen is on top)."""
+        return self.screen_stack[0].query_one(selector, kind)
+
+    def _show_chat(self, chat: ChatSession) -> None:
+        """Shows ``chat``: its id in the header, its exchanges in the conversation pane."""
+        self.chat = chat
+        self.sub_title = f"session {chat.session} · {chat.user}"
+        pane = self._main("#conversation", VerticalScroll)
+        pane.remove_children()
+        for question, answer in chat.exchanges:
+            pane.mount(MessageView("user", question), MessageView("assistant", answer=answer))
+        pane.scroll_end(animate=False)
+        self._show_answer(chat.exchanges[-1][1] if chat.exchanges else None)
+
+    def _show_answer(self, answer: Answer | None) -> None:
+        self._main("#sources", SourcesPane).show(answer)
+        self._main("#trace", TraceView).show(answer)
+
+    @on(Input.Submitted, "#question")
+    def _ask(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self.generating:
+            self.notify("Still answering: wait, or press Esc to cancel.", severity="warning")
+            return
+        event.input.clear()
+        self._streaming = MessageView("assistant")
+        pane = self._main("#conversation", VerticalScroll)
+        pane.mount(MessageView("user", question), self._streaming)
+        pane.scroll_end(animate=False)
+        self._generation = self._generate(self.chat, question, self._streaming)
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _generate(self, chat: ChatSession, question: str, view: MessageView) -> None:
+        """Streams the answer into ``view``; stops between pieces once cancelled."""
+        worker = get_current_worker()
+        stream = chat.stream(question)
+        try:
+            for item in stream:
+                if worker.is_cancelled:
+                    break
+                if isinstance(item, Answer):
+                    self.call_from_thread(self._answered, view, item)
+                else:
+                    self.call_from_thread(view.append, item)
+        except Exception as exc:  # a model or store failure ends this answer, not the app
+            if not worker.is_cancelled:
+                self.call_from_thread(view.fail, f"{type(exc).__name__}: {exc}")
+        finally:
+            stream.close()
+
+    def _answered(self, view: MessageView, answer: Answer) -> None:
+        view.finish(answer)
+        if view.is_attached:
+            self._show_answer(answer)
+            self._main("#conversation", VerticalScroll).scroll_end(animate=False)
+
+    @on(MessageView.Selected)
+    def _selected(self, event: MessageView.Selected) -> None:
+        self._show_answer(event.view.answer)
+
+    def action_cancel(self) -> None:
+        """Cancels the running generation; its message shows "(cancelled)"."""
+        if self.generating and self._generation is not None and self._streaming is not None:
+            self._generation.cancel()
+            self._streaming.cancel()
+
+    def action_new_session(self) -> None:
+        """Starts a new, empty session."""
+        self.action_cancel()
+        self._show_chat(self.backend.chat(self.user))
+
+    def action_sessions(self) -> None:
+        """Lists the user's sessions to switch to one."""
+
+        def chosen(session: str | None) -> None:
+            if session == NEW_SESSION:
+                self.action_new_session()
+            elif session is not None and session != self.chat.session:
+                self.action_cancel()
+                self._show_chat(self.backend.chat(self.user, session))
+
+        self.push_screen(SessionListScreen(self.backend.sessions(self.user), self.chat.session), chosen)
+
+    def action_toggle_trace(self) -> None:
+        """Switches the side pane between the sources and the trace."""
+        self._main("#side", Vertical).toggle_class("-trace")
+
+    def action_ingest(self) -> None:
+        """Asks for a path and ingests it in the background."""
+        self.push_screen(IngestScreen(), lambda path: self._ingest(path) if path else None)
+
+    @work(thread=True, group="ingest", exit_on_error=False)
+    def _ingest(self, path: str) -> None:
+        target = Path(path).expanduser()
+        if not target.exists():
+            self.call_from_thread(self.notify, f"No such file or folder: {target}", title="Ingest", severity="error")
+            return
+        try:
+            report = self.backend.ingest([target], progress=False)
+        except Exception as exc:  # report it; the chat goes on
+            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Ingest failed", severity="error")
+            return
+        self.call_from_thread(
+            self.notify,
+            ingest_summary(report),
+            title=f"Ingest · {report.passages} passages, {report.propositions} propositions",
+            severity="warning" if report.failed else "information",
+        )
+
+
+def ingest_summary(report: Any) -> str:
+    """``ingested N, unchanged M, failed K: reasons`` for an `IngestReport`."""
+    line = f"ingested {len(report.ingested)}, unchanged {len(report.unchanged)}, failed {len(report.failed)}"
+    if report.failed:
+        line += ": " + "; ".join(f"{Path(path).name}: {reason}" for path, reason in report.failed)
+    return line
