@@ -114,3 +114,27 @@ def test_generator_streams_the_same_text_and_reloads_from_cache(home: Path) -> N
     assert isinstance(second, TransformersGenerator)
     assert second.generate(messages, max_new_tokens=12) == whole
     assert cached.exists()
+
+
+def test_embedder_tokenizer_is_safe_across_threads() -> None:
+    """Ingestion counts tokens in its parse-ahead thread while the main thread embeds: the fast tokenizer's
+    padding state used to race ("Unable to create tensor")."""
+    import threading
+
+    embedder = minilm()
+    embedder.embed(["warm up"])
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            embedder.count_tokens("a short text to count " * 5)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        for i in range(100):
+            vectors = embedder.embed(["x " * (i % 7 + 1), "a much longer text " * 20, "a middling text"])
+            assert vectors.shape == (3, 384)
+    finally:
+        done.set()
+        counter.join()

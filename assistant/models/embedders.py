@@ -49,6 +49,10 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self._loaded: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
+        # A fast tokenizer keeps its padding/truncation mode as state, set per call: the ingestion parse-ahead
+        # thread counting tokens while the main thread embeds a batch could leave the batch unpadded
+        # ("Unable to create tensor"). Every tokenizer call holds this lock.
+        self._tokenize = threading.Lock()
 
     def _load(self) -> tuple[Any, Any]:
         """Returns ``(model, tokenizer)``, loading them once."""
@@ -102,13 +106,14 @@ class SentenceTransformerEmbedder(Embedder):
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = tokenizer(
-                    list(texts[start : start + self.batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
+                with self._tokenize:
+                    batch = tokenizer(
+                        list(texts[start : start + self.batch_size]),
+                        padding=True,
+                        truncation=True,
+                        max_length=self.max_tokens,
+                        return_tensors="pt",
+                    )
                 hidden = model(**batch).last_hidden_state
                 if self._pooling == "cls":
                     pooled = hidden[:, 0]
@@ -120,7 +125,9 @@ class SentenceTransformerEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model's tokenizer makes of ``text`` (special tokens excluded)."""
-        return len(self._load()[1](text, add_special_tokens=False)["input_ids"])
+        tokenizer = self._load()[1]
+        with self._tokenize:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def minilm(batch_size: int = 32) -> SentenceTransformerEmbedder:
