@@ -227,6 +227,36 @@ def chat(
         backend.close()
 
 
+@app.command()
+def web(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 7860,
+    auth: Annotated[
+        str | None, typer.Option(help='Require a login: "user:pass", or a file with one "user:pass" per line.')
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest file an upload may be.", min=0.001)] = 50.0,
+) -> None:
+    """Serve the web chat (Gradio) on 127.0.0.1 by default; never a public share link."""
+    settings = _settings(home, set_)
+    _quiet_libraries()
+    from ui.backend import ChatBackend
+    from ui.web import load_auth, serve
+
+    try:
+        credentials = load_auth(auth) if auth else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
+        typer.secho(f"warning: serving on {host} without --auth: anyone who can reach it can use it", fg=typer.colors.YELLOW, err=True)
+    backend = ChatBackend(settings)
+    try:
+        serve(backend, host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, block=True)
+    finally:
+        backend.close()
+
+
 def _repl(backend: Any, user: str, session: str) -> None:
     """Reads questions from stdin, one per line, and prints each cited answer followed by a blank line."""
     from assistant.render import answer_text

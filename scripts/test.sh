@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser.sh  # Debian's chromium for the web tests (they skip, saying why, when it can't be had)
 .venv/bin/python -m pytest -q "$@"

@@ -32,7 +32,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"], ["chat"], ["memory"], ["memory", "list"], ["memory", "forget"]]
+    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"], ["chat"], ["web"], ["memory"], ["memory", "list"], ["memory", "forget"]]
 )
 def test_help_on_every_command(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -146,3 +146,10 @@ def test_ask_with_a_session_remembers_and_memory_commands_manage_it(talkative, t
     assert forgot.exit_code == 0 and "forgot session 's1'" in forgot.output
     listed = json.loads(runner.invoke(app, ["memory", "list", "--user", "ana", "--json"]).output)
     assert [row["session"] for row in listed] == ["s2"]
+
+
+def test_web_rejects_a_malformed_auth_file(env, tmp_path: Path) -> None:
+    bad = tmp_path / "auth.txt"
+    bad.write_text("no colon here\n")
+    result = runner.invoke(app, ["web", "--auth", str(bad)])
+    assert result.exit_code == 2 and "auth.txt" in result.output
