@@ -229,7 +229,10 @@ class Store(ABC):
         must = {"state": READY} | ({"unit": unit} if unit is not None else {}) | (where or {})
         found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, must)
         ref = None if reference is None else np.asarray(reference, dtype=np.float64)
-        return [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
+        hits = [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
+        # RRF often ties (rank 1 + rank 3 = rank 3 + rank 1) and engines break ties by storage order; a fixed
+        # tie-break keeps results, and the LLM prompts built from them, reproducible.
+        return sorted(hits, key=lambda h: (-h.score, h.unit_id))
 
     @abstractmethod
     def _write(self, rows: list[Row]) -> None:
