@@ -176,6 +176,9 @@ class MemorySettings(_Section):
     ``llm`` (the generator writes it; for capable models)."""
     llm_filter: bool = False
     """Ask the generator to drop recalled units that don't bear on the question."""
+    min_similarity: float = Field(0.5, ge=-1.0, le=1.0)
+    """Recalled units less similar (cosine) to the question stay out of the prompt's "conversation so far"
+    block (they remain in the trace): a small model copies whatever earlier answer it is shown."""
     budget_tokens: int = Field(300, ge=0, le=8000)
     """Token budget (whitespace words) of the "conversation so far" block in the prompt."""
     recent_exchanges: int = Field(3, ge=0, le=20)

@@ -47,11 +47,13 @@ class Recall:
         units: The recalled units, most relevant first (associated units after the ones they came with).
         chosen: The granularities the router recalled from.
         entropies: The normalised entropy of each granularity's candidates.
+        scores: Each unit's cosine similarity to the question, aligned with ``units``.
     """
 
     units: tuple[MemoryUnit, ...] = ()
     chosen: tuple[str, ...] = ()
     entropies: dict[str, float] = field(default_factory=dict)
+    scores: tuple[float, ...] = ()
 
 
 class Memory:
@@ -143,7 +145,11 @@ class Memory:
                 units=[u.id for u in units],
                 associated=[u.id for u in associated],
             )
-        return Recall(tuple(units), decision.chosen, decision.entropies)
+            ids, vectors = self.records.vectors(user, [u.id for u in units]) if units else ([], None)
+            similarity = dict(zip(ids, (vectors @ qvec).tolist())) if ids else {}
+            scores = tuple(round(similarity.get(u.id, 0.0), 4) for u in units)
+            info["scores"] = list(scores)
+        return Recall(tuple(units), decision.chosen, decision.entropies, scores)
 
     def history(self, user: str, session: str) -> list[Exchange]:
         """The latest ``memory.recent_exchanges`` exchanges of this session, oldest first (for rewriting)."""
@@ -163,7 +169,11 @@ class Memory:
         budget = self.settings.memory.budget_tokens if budget_tokens is None else budget_tokens
         header = "Conversation so far:"
         lines, used = [], len(header.split())
-        for unit in recall.units:
+        floor = self.settings.memory.min_similarity
+        scores = recall.scores or (1.0,) * len(recall.units)
+        for unit, score in zip(recall.units, scores):
+            if score < floor:  # recalled, but too far from the question to show the model
+                continue
             words, room = unit.text.split(), budget - used - 1  # the "-" bullet is a word too
             if len(words) > room:
                 if room < 2:

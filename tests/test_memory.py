@@ -189,3 +189,13 @@ def test_invalid_use_is_an_error(settings: Settings, fake_embedder: FakeEmbedder
         for user, session in [("", "s1"), ("ana", " "), ("a\x1fb", "s1"), ("ana", "s\x1f1")]:
             with pytest.raises(ValueError, match="non-empty"):
                 memory.remember(user, session, Exchange("q", "a"))
+
+
+def test_units_far_from_the_question_stay_out_of_the_prompt_block(memory: Memory) -> None:
+    memory.remember("ana", "s1", Exchange("My cat is called Miso.", "Miso is a lovely name."))
+    recall = memory.recall("ana", "s1", "what is my cat called?")
+    assert len(recall.scores) == len(recall.units) and all(-1.0 <= s <= 1.0 for s in recall.scores)
+    memory.settings.memory.min_similarity = -1.0
+    assert "Miso" in memory.context_block(recall)
+    memory.settings.memory.min_similarity = max(recall.scores) + 0.01
+    assert memory.context_block(recall) == ""  # recalled (and in the trace), but not shown to the model
