@@ -51,6 +51,9 @@ class ModelSettings(_Section):
     """Seconds to wait for an endpoint before giving up."""
     cache_dir: Path | None = None
     """Where converted model weights are cached; ``<home>/models`` when unset."""
+    embedding_cache: bool = True
+    """Keep ingested texts' vectors in ``<home>/embedding-cache.sqlite3``, keyed by embedder and content
+    hash: re-ingesting an edited file embeds only its changed passages (docs/BENCHMARKS.md)."""
 
 
 class StoreSettings(_Section):
@@ -73,6 +76,14 @@ class IngestionSettings(_Section):
     """Tokens shared by consecutive passages, so a fact on a boundary is whole in one of them."""
     max_file_mb: float = Field(50.0, gt=0)
     """Files larger than this are skipped with a message rather than read into memory."""
+    max_unpacked_mb: float = Field(200.0, gt=0)
+    """Zip-based files (DOCX) whose members would unpack to more than this are refused before parsing, as
+    are members compressed more than 200:1 (a zip bomb)."""
+    parse_timeout_s: float = Field(60.0, gt=0)
+    """Seconds a PDF, DOCX or HTML file may take to parse (in a worker process) before it is given up."""
+    parse_memory_mb: int = Field(2048, ge=256)
+    """Address space, in MB, of the worker process that parses PDF, DOCX and HTML files; a file needing
+    more is refused rather than exhausting the machine's memory."""
     batch_size: int = Field(32, ge=1)
     """Units embedded per batch."""
     propositions: Literal["rules", "llm", "off"] = "rules"
@@ -239,6 +250,11 @@ class Settings(BaseSettings):
     def docstore_path(self) -> Path:
         """The SQLite docstore file."""
         return self.home / "docstore.sqlite3"
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        """The embedding cache (``models.embedding_cache``)."""
+        return self.home / "embedding-cache.sqlite3"
 
     @property
     def qdrant_path(self) -> Path:

@@ -85,7 +85,7 @@ def index_key(dataset: Dataset, settings: Settings) -> str:
     for record in dataset.corpus:
         digest.update(f"{record.id}\0{record.title}\0{record.text}\0".encode())
     digest.update(settings.models.embedder.encode())
-    digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size"}).encode())
+    digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size", "max_unpacked_mb", "parse_timeout_s", "parse_memory_mb"}).encode())
     return digest.hexdigest()[:16]
 
 

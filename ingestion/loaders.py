@@ -4,10 +4,16 @@ Loaders live in a registry keyed by extension; the built-ins register through `r
 same way an extension would. A loader gets the file's bytes and returns an `Extracted` whose text is
 already normalised (`normalise_text`), so the offsets it records ("sections", "pages") index straight
 into `Document.text`. Every failure for a bad file surfaces as a `LoaderError` that names the file.
+
+Limits keep a hostile file from hanging or exhausting the machine: files over ``max_bytes`` are not
+read; zip containers (DOCX) are inspected for zip bombs before a parser unpacks them; and the parsers
+of complex formats (PDF, DOCX, HTML) run in a worker process (`ingestion.sandbox`) under a time and a
+memory limit. Plain text and Markdown are parsed in-process: their cost is linear in the file size.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -15,14 +21,19 @@ import os
 import re
 import stat
 import unicodedata
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.config import IngestionSettings
 from assistant.types import Document
+from ingestion.sandbox import Sandbox, WorkerCrash, WorkerTimeout
 
 log = logging.getLogger(__name__)
+_DEFAULTS = IngestionSettings()  # load_document's limits default to the settings' defaults
+_MB = 2**20
 
 
 class LoaderError(ValueError):
@@ -46,22 +57,44 @@ class Extracted:
 
 
 Loader = Callable[[bytes, Path], Extracted]
-_LOADERS: dict[str, Loader] = {}
 
 
-def register_loader(ext: str, fn: Loader | None = None) -> Any:
+@dataclass(frozen=True)
+class _Registered:
+    """A loader and how it must be run (see `register_loader`)."""
+
+    fn: Loader
+    sandboxed: bool = False
+    archive: bool = False
+
+
+_LOADERS: dict[str, _Registered] = {}
+_SANDBOX = Sandbox()  # one persistent parser worker per process, started on first need
+
+
+def register_loader(ext: str, fn: Loader | None = None, *, sandboxed: bool = False, archive: bool = False) -> Any:
     """Registers `fn` for files ending in `ext`; without `fn`, returns a decorator.
 
     Args:
         ext: The extension, with or without the dot, any case (``".md"``, ``"md"``).
         fn: A loader ``(data: bytes, path: Path) -> Extracted``; a later registration replaces an earlier.
+        sandboxed: Run `fn` in the parser worker process, under ``parse_timeout_s`` and ``parse_memory_mb``
+            (for parsers a hostile file can hang or blow up). `fn` must then be a module-level function:
+            the worker imports it by name.
+        archive: The format is a zip container (DOCX, EPUB, ODT…): its table of contents is checked
+            against ``max_unpacked_mb`` and for zip-bomb compression ratios before `fn` sees the bytes.
     """
     key = "." + ext.lower().lstrip(".")
     if key == ".":
         raise ValueError(f"register_loader: extension {ext!r} is empty (give one such as '.md')")
 
     def register(loader: Loader) -> Loader:
-        _LOADERS[key] = loader
+        if sandboxed and "<" in getattr(loader, "__qualname__", "<"):
+            raise ValueError(
+                f"register_loader: a sandboxed loader must be a module-level function (the worker imports"
+                f" it by name), got {loader!r}"
+            )
+        _LOADERS[key] = _Registered(loader, sandboxed, archive)
         return loader
 
     return register(fn) if fn is not None else register
@@ -78,30 +111,54 @@ def normalise_text(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
-def load_document(path: Path, *, max_bytes: int) -> Document:
+def load_document(
+    path: Path,
+    *,
+    max_bytes: int,
+    max_unpacked_mb: float = _DEFAULTS.max_unpacked_mb,
+    parse_timeout_s: float = _DEFAULTS.parse_timeout_s,
+    parse_memory_mb: int = _DEFAULTS.parse_memory_mb,
+) -> Document:
     """Reads one file into a Document.
+
+    The limits default to the defaults of the same-named `IngestionSettings` fields.
 
     Args:
         path: The file. Its resolved absolute path becomes `Document.source`; its hash `Document.id`.
         max_bytes: Larger files are refused before being read (sizes are reported in MB of 2**20 bytes).
+        max_unpacked_mb: Zip containers (DOCX) whose members would unpack to more are refused unopened.
+        parse_timeout_s: Seconds a sandboxed parser (PDF, DOCX, HTML) may take before it is killed.
+        parse_memory_mb: The sandboxed parser's address-space limit.
 
     Raises:
         LoaderError: For any file that cannot be loaded, with the reason and, where there is one, a fix.
     """
     path = _real(Path(path))
     data = _read(path, max_bytes)
-    try:
-        out = _LOADERS[path.suffix.lower()](data, path)
-    except LoaderError:
-        raise
-    except Exception as exc:  # a loader bug or library quirk must still name the file
-        raise LoaderError(path, f"could not be loaded: {type(exc).__name__}: {_short(exc)}") from exc
+    loader = _LOADERS[path.suffix.lower()]
+    max_unpacked = int(max_unpacked_mb * _MB)
+    if loader.sandboxed:
+        out = _extract_in_worker(loader, data, path, max_unpacked, parse_timeout_s, parse_memory_mb)
+    else:
+        try:
+            out = _extract(loader, data, path, max_unpacked)
+        except MemoryError:
+            raise LoaderError(path, "ran out of memory while loading", "lower ingestion.max_file_mb") from None
     if not out.text.strip():
         raise LoaderError(path, "no text found", "check that the file has content")
     sections = out.metadata.get("sections") or []
     title = _one_line(out.title or "") or (sections[0][1] if sections else "") or path.stem
     doc_id = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     return Document(id=doc_id, source=str(path), title=title, text=out.text, metadata=out.metadata)
+
+
+def check_file(path: Path, *, max_bytes: int) -> None:
+    """Raises the `LoaderError` `load_document` would for a file it would not read, without opening it.
+
+    For callers that read the file themselves first (to hash it): opening a FIFO blocks until a writer
+    comes, and a huge file should not be read at all.
+    """
+    _check(_real(Path(path)), max_bytes)
 
 
 def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -136,11 +193,24 @@ def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 def _read(path: Path, max_bytes: int) -> bytes:
     """Checks the file is loadable, then returns its bytes."""
+    _check(path, max_bytes)
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise LoaderError(path, "permission denied", "make the file readable, e.g. chmod u+r") from None
+    except OSError as exc:
+        raise LoaderError(path, f"could not be read: {exc.strerror or exc}") from exc
+
+
+def _check(path: Path, max_bytes: int) -> None:
+    """Raises a LoaderError unless `path` is a non-empty regular file of a known type within `max_bytes`."""
     try:
         st = path.stat()
     except FileNotFoundError:
         raise LoaderError(path, "file not found", "check the path") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoaderError(path, "is a symbolic link loop", "fix or remove the link") from None
         raise LoaderError(path, f"could not be read: {exc.strerror or exc}") from exc
     if stat.S_ISDIR(st.st_mode):
         raise LoaderError(path, "is a folder, not a file", "pass folders through iter_files")
@@ -154,12 +224,66 @@ def _read(path: Path, max_bytes: int) -> bytes:
     if st.st_size > max_bytes:
         size, limit = _mb(st.st_size), _mb(max_bytes)
         raise LoaderError(path, f"is {size}, over the {limit} limit", "raise ingestion.max_file_mb")
+
+
+# --- parsing, in-process or in the worker -----------------------------------------------------------
+
+
+def _extract(loader: _Registered, data: bytes, path: Path, max_unpacked: int) -> Extracted:
+    """Runs a loader (after the zip-bomb check, for archives); any failure becomes a LoaderError."""
     try:
-        return path.read_bytes()
-    except PermissionError:
-        raise LoaderError(path, "permission denied", "make the file readable, e.g. chmod u+r") from None
-    except OSError as exc:
-        raise LoaderError(path, f"could not be read: {exc.strerror or exc}") from exc
+        if loader.archive:
+            _check_zip(data, path, max_unpacked)
+        return loader.fn(data, path)
+    except (LoaderError, MemoryError):  # MemoryError: the caller reports it (and replaces the worker)
+        raise
+    except Exception as exc:  # a loader bug or library quirk must still name the file
+        raise LoaderError(path, f"could not be loaded: {type(exc).__name__}: {_short(exc)}") from exc
+
+
+def _extract_in_worker(
+    loader: _Registered, data: bytes, path: Path, max_unpacked: int, timeout_s: float, memory_mb: int
+) -> Extracted:
+    """`_extract` in the sandbox worker, its limits' breaches turned into LoaderErrors."""
+    try:
+        return _SANDBOX.run(_extract, loader, data, path, max_unpacked, timeout_s=timeout_s, memory_mb=memory_mb)
+    except WorkerTimeout:
+        fix = "raise ingestion.parse_timeout_s or split the file"
+        raise LoaderError(path, f"took longer than {timeout_s:g} s to parse", fix) from None
+    except MemoryError:
+        fix = "raise ingestion.parse_memory_mb or split the file"
+        raise LoaderError(path, f"the parser ran out of memory (limit {memory_mb} MB)", fix) from None
+    except WorkerCrash as exc:
+        fix = "raise ingestion.parse_memory_mb, or re-save the file in its application"
+        raise LoaderError(path, f"the parser crashed or ran out of memory ({exc})", fix) from None
+
+
+_BOMB_RATIO = 200  # deflate reaches ~1000:1 on repeated bytes; real documents stay far below 200:1
+_BOMB_MIN_SIZE = _MB  # small members (XML boilerplate) may compress well; only big ones are judged
+
+
+def _check_zip(data: bytes, path: Path, max_unpacked: int) -> None:
+    """Refuses a zip whose members would unpack to more than `max_unpacked` bytes, or compress absurdly.
+
+    Only the central directory is read. Its sizes cannot lie to the parser: zipfile stops inflating a
+    member at its declared size.
+    """
+    kind = path.suffix.lstrip(".").upper() or "zip"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except Exception as exc:
+        reason = f"could not be parsed as {kind}: broken zip archive: {_short(exc)}"
+        raise LoaderError(path, reason, "re-save or re-export the file") from None
+    total = sum(m.file_size for m in members)
+    if total > max_unpacked:
+        reason = f"would unpack to {_mb(total)}, over the {_mb(max_unpacked)} limit (a zip bomb?)"
+        raise LoaderError(path, reason, "raise ingestion.max_unpacked_mb if the file is genuine")
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > _BOMB_MIN_SIZE and ratio > _BOMB_RATIO:
+            reason = f"member {m.filename!r} is compressed {ratio:.0f}:1 (a zip bomb?)"
+            raise LoaderError(path, reason, "re-save the file in its application if it is genuine")
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f\ufffd]")
@@ -246,7 +370,7 @@ def _load_markdown(data: bytes, path: Path) -> Extracted:
     return Extracted(text, sections[0][1] if sections else None, {"sections": sections})
 
 
-@register_loader(".pdf")
+@register_loader(".pdf", sandboxed=True)
 def _load_pdf(data: bytes, path: Path) -> Extracted:
     import pypdf
 
@@ -262,7 +386,10 @@ def _load_pdf(data: bytes, path: Path) -> Extracted:
     except LoaderError:
         raise
     except Exception as exc:
-        raise LoaderError(path, f"could not be parsed as PDF: {_short(exc)}") from exc
+        if b"%%EOF" in data[-1024:]:
+            raise LoaderError(path, f"could not be parsed as PDF: {_short(exc)}") from exc
+        reason = f"could not be parsed as PDF: it is truncated (no %%EOF at its end): {_short(exc)}"
+        raise LoaderError(path, reason, "download or export it again") from exc
     text, starts = _join_blocks(pages)
     if not text:
         raise LoaderError(path, "has no text layer (a scanned PDF?)", "OCR it first, e.g. with ocrmypdf")
@@ -270,7 +397,7 @@ def _load_pdf(data: bytes, path: Path) -> Extracted:
     return Extracted(text, str(title) if title else None, {"pages": spans})
 
 
-@register_loader(".docx")
+@register_loader(".docx", sandboxed=True, archive=True)
 def _load_docx(data: bytes, path: Path) -> Extracted:
     import docx
 
@@ -347,8 +474,8 @@ class _Lines:
         return self.size + (self.owed if self.done else 0)
 
 
-@register_loader(".html")
-@register_loader(".htm")
+@register_loader(".html", sandboxed=True)
+@register_loader(".htm", sandboxed=True)
 def _load_html(data: bytes, path: Path) -> Extracted:
     from bs4 import BeautifulSoup, NavigableString, Tag
     from bs4.element import PreformattedString

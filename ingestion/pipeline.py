@@ -10,6 +10,7 @@ hash) deletes the leftovers and redoes the document.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,9 +23,10 @@ from tqdm import tqdm
 
 from assistant.config import Settings
 from assistant.models.base import Embedder
+from assistant.models.embedding_cache import CachedEmbedder
 from assistant.types import Document, Passage, Proposition
 from ingestion.docstore import DocStore
-from ingestion.loaders import LoaderError, iter_files, load_document, supported_extensions
+from ingestion.loaders import LoaderError, check_file, iter_files, load_document, supported_extensions
 from ingestion.propositions import PropositionExtractor
 from ingestion.splitter import PassageSplitter
 from retrievers.store import PENDING, Store, StorePoint
@@ -110,11 +112,13 @@ class Ingestor:
         extractor: PropositionExtractor | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder = embedder
         self.store = store
         self.docstore = docstore
         self.extractor = extractor
         count = getattr(embedder, "count_tokens", None)
+        if settings.models.embedding_cache and not isinstance(embedder, CachedEmbedder):
+            embedder = CachedEmbedder(embedder, settings.embedding_cache_path)
+        self.embedder = embedder
         self.splitter = PassageSplitter(
             settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count
         )
@@ -223,18 +227,26 @@ class Ingestor:
 
     def _prepare(self, path: Path) -> _Prepared:
         """Everything before embedding, for one file (runs in the parse thread)."""
-        source = str(path.resolve())
-        if not path.exists():
+        source = os.path.realpath(path)  # Path.resolve() raises on a symlink loop; realpath returns a path
+        if not os.path.lexists(path):
             return _Prepared(source, error="no such file or folder")
         if path.suffix.lower() not in supported_extensions():
             exts = ", ".join(sorted(supported_extensions()))
             return _Prepared(source, error=f"unsupported file type (Tessera reads {exts})")
-        max_bytes = int(self.settings.ingestion.max_file_mb * 1024 * 1024)
+        limits = self.settings.ingestion
+        max_bytes = int(limits.max_file_mb * 1024 * 1024)
         try:
+            check_file(path, max_bytes=max_bytes)  # before hashing: a FIFO would block, a huge file be read
             digest = file_hash(path)
             if self.docstore.content_hash(source) == digest:
                 return _Prepared(source, digest, unchanged=True)
-            document = load_document(path, max_bytes=max_bytes)
+            document = load_document(
+                path,
+                max_bytes=max_bytes,
+                max_unpacked_mb=limits.max_unpacked_mb,
+                parse_timeout_s=limits.parse_timeout_s,
+                parse_memory_mb=limits.parse_memory_mb,
+            )
         except LoaderError as exc:
             return _Prepared(source, error=str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "))
         except OSError as exc:
