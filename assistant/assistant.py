@@ -212,6 +212,20 @@ class Assistant:
         assert answer is not None
         return answer
 
+    def warm_up(self, *, generator: bool = True) -> None:
+        """Loads the models and opens the store now, so the first question does not wait for them.
+
+        The chat UIs call this in a background thread at start-up, while the user types; the first query of a
+        cold process otherwise pays the embedder's load and first-call costs (docs/BENCHMARKS.md).
+
+        Args:
+            generator: Also load a local generator's weights (seconds); endpoints have nothing to load.
+        """
+        self.search("warm up")
+        load = getattr(self.generator, "load", None) if generator else None
+        if callable(load):
+            load()
+
     def close(self) -> None:
         """Releases the store (the embedded Qdrant shard lock)."""
         if self._store is not None:

@@ -162,6 +162,7 @@ class VanillaPipeline:
             context_window=context_window,
         )
         self._engine: RetrieverQueryEngine | None = None
+        self._streaming: Any = None
         self._index: VectorStoreIndex | None = None
 
     def index(self, documents: Sequence[Document]) -> None:
@@ -182,6 +183,7 @@ class VanillaPipeline:
         )
         self._index = index
         self._engine = index.as_query_engine(llm=self.llm)
+        self._streaming = None
 
     @property
     def engine(self) -> RetrieverQueryEngine:
@@ -225,6 +227,14 @@ class VanillaPipeline:
         abstained = not response.source_nodes or is_abstention(text)
         hits = tuple(_to_hit(n) for n in response.source_nodes)
         return Answer(text=text, citations=(), contexts=hits, abstained=abstained, trace=trace)
+
+
+    def stream(self, question: str) -> Iterator[str]:
+        """Yields the answer's text pieces as generated, like ``as_query_engine(streaming=True)``."""
+        assert self._index is not None, "call index(documents) first"
+        if self._streaming is None:
+            self._streaming = self._index.as_query_engine(llm=self.llm, streaming=True)
+        yield from self._streaming.query(question).response_gen
 
 
 def _to_hit(node: NodeWithScore) -> Hit:
