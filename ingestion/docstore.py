@@ -145,6 +145,17 @@ class DocStore:
         ).fetchall()
         return [DocumentRecord(*row) for row in rows]
 
+    def unit_ids(self) -> dict[str, set[str]]:
+        """Every document's passage and proposition ids (its units in the index), by document id.
+
+        A document without passages maps to an empty set.
+        """
+        out: dict[str, set[str]] = {row[0]: set() for row in self._db.execute("SELECT id FROM documents")}
+        rows = self._db.execute("SELECT doc_id, id FROM passages UNION ALL SELECT doc_id, id FROM propositions")
+        for doc_id, unit_id in rows:
+            out.setdefault(doc_id, set()).add(unit_id)
+        return out
+
     def find(self, source: str) -> DocumentRecord | None:
         """The record of the document ingested from ``source``, if any."""
         return next(iter(self._records("WHERE d.source = ?", (source,))), None)

@@ -55,6 +55,15 @@ class SessionInfo(NamedTuple):
     turns: int
 
 
+class UnitKey(NamedTuple):
+    """Where a unit belongs: its id, user and session, and whether its vector is recorded."""
+
+    id: str
+    user: str
+    session: str
+    has_vector: bool
+
+
 class MemoryRecords:
     """SQLite (WAL mode) record of every user's memory. Use as a context manager.
 
@@ -136,6 +145,12 @@ class MemoryRecords:
                 f"SELECT {_UNIT_COLUMNS} FROM units WHERE {where} ORDER BY created_at, rowid", args
             ).fetchall()
         return [MemoryUnit(i, g, t, s, tuple(json.loads(turns)), c, u) for i, g, t, s, turns, c, u in rows]
+
+    def unit_keys(self) -> list[UnitKey]:
+        """Every user's units, as `UnitKey`s (for consistency checks: which points the store should hold)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, user, session, vector IS NOT NULL FROM units ORDER BY rowid").fetchall()
+        return [UnitKey(i, u, s, bool(v)) for i, u, s, v in rows]
 
     def vectors(
         self, user: str, ids: Iterable[str] | None = None, latest: int | None = None

@@ -15,7 +15,7 @@ import threading
 import uuid
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,11 @@ import numpy as np
 import qdrant_edge as qe
 
 from retrievers.sparse import Bm25Encoder, SparseVec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: Edge's own WAL lock is the only guard there
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -42,6 +47,7 @@ _OWNER = "owner.pid"  # written into the shard folder so a second process can sa
 # ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
 _INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword", "user": "Keyword", "session": "Keyword"}
 READY, PENDING = "ready", "pending"
+_SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,21 @@ class StoreHit:
     dense_score: float | None
 
 
+@dataclass(frozen=True)
+class PointInfo:
+    """What `Store.scan` reports of one stored point (no vectors).
+
+    Attributes:
+        unit_id: The payload's ``unit_id`` ("" if it has none).
+        doc_id: The payload's ``doc_id`` ("" if it has none).
+        state: ``ready`` (searchable) or ``pending`` (written, not yet published); "" if unset.
+    """
+
+    unit_id: str
+    doc_id: str
+    state: str
+
+
 def point_id(unit_id: str) -> str:
     """The deterministic Qdrant point id (a UUID string) of a unit id."""
     return str(uuid.uuid5(_ID_NAMESPACE, unit_id))
@@ -136,6 +157,24 @@ class Store(ABC):
 
     def optimize(self) -> None:
         """Builds indexes (HNSW) where the engine leaves that to the caller; a no-op elsewhere."""
+
+    def scan(self, page: int = 1024) -> Iterator[PointInfo]:
+        """Every point's unit id, document id and state, in pages of ``page`` points (no vectors).
+
+        For consistency checks (``tessera doctor``), not for search: it reads the whole collection, in no
+        particular order; nothing when the collection does not exist.
+        """
+        offset: Any = None
+        while True:
+            payloads, offset = self._page(offset, page)
+            for pl in payloads:
+                yield PointInfo(str(pl.get("unit_id", "")), str(pl.get("doc_id", "")), str(pl.get("state", "")))
+            if offset is None:
+                return
+
+    def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
+        """One page of payloads (``unit_id``, ``doc_id``, ``state`` only) and the next page's offset (None: done)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot enumerate its points")
 
     @abstractmethod
     def publish(self, doc_ids: Sequence[str]) -> None:
@@ -272,6 +311,7 @@ class EdgeStore(Store):
         self.path, self.collection = Path(path), collection
         self._shard: qe.EdgeShard | None = None
         self._lock = threading.RLock()
+        self._home_lock: int | None = None  # the file descriptor holding the OS lock beside the shard
 
     def ensure(self, dimension: int) -> None:
         with self._lock:
@@ -312,10 +352,18 @@ class EdgeStore(Store):
                 shard.close()
                 if self._owner() == str(os.getpid()):
                     (self.path / _OWNER).unlink()
+                self._unlock()
 
     def optimize(self) -> None:
         if (shard := self._get()) is not None:
             shard.optimize()
+
+    def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
+        if (shard := self._get()) is None:
+            return [], None
+        request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=list(_SCANNED), with_vector=False)
+        records, after = shard.scroll(request)
+        return [r.payload or {} for r in records], after
 
     def _write(self, rows: list[Row]) -> None:
         if (shard := self._get()) is None:
@@ -362,9 +410,11 @@ class EdgeStore(Store):
             return self._shard
 
     def _open(self, opener: Callable[[str, Any], qe.EdgeShard], config: qe.EdgeConfig | None) -> qe.EdgeShard:
+        self._take_lock()
         try:
             shard = opener(str(self.path), config)
         except Exception as e:  # Edge raises a bare Exception whose text names the cause
+            self._unlock()
             message = str(e)
             if "WouldBlock" in message:  # "Can't init WAL: Kind(WouldBlock)": another handle holds the lock
                 by = f" (pid {self._owner()})" if self._owner().isdigit() else ""
@@ -376,10 +426,53 @@ class EdgeStore(Store):
         return shard
 
     def _owner(self) -> str:
+        for where in (self.path / _OWNER, self._lock_path()):
+            try:
+                owner = where.read_text().strip()
+            except OSError:
+                continue
+            if owner:
+                return owner
+        return ""
+
+    def _lock_path(self) -> Path:
+        return self.path.parent / f"{self.path.name}.lock"
+
+    def _take_lock(self) -> None:
+        """Locks ``<shard>.lock`` (beside the shard) before Edge reads any of the shard's files.
+
+        Edge's own lock is on the WAL, which it opens only after loading the segments, and loading removes
+        segments it finds half-written: a second process that merely tries to open the shard can delete the
+        segments the owner is writing, and the owner's acknowledged points are gone after its next restart.
+        This OS lock keeps a second process away from the files altogether.
+
+        Raises:
+            StoreError: Another process (or another `EdgeStore` of this one) holds the shard.
+        """
+        if fcntl is None or self._home_lock is not None:
+            return
+        path = self._lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            return (self.path / _OWNER).read_text().strip()
-        except OSError:
-            return ""
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            by = f" (pid {self._owner()})" if self._owner().isdigit() else ""
+            raise StoreError(f"another Tessera process{by} is using {self.path}; close it or use a different --home") from e
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._home_lock = fd
+
+    def __del__(self) -> None:  # an unclosed store dropped by the GC lets go of the shard, as Edge's lock does
+        if getattr(self, "_home_lock", None) is not None:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        fd, self._home_lock = self._home_lock, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 class ClientStore(Store):
@@ -434,6 +527,14 @@ class ClientStore(Store):
 
     def close(self) -> None:
         self.client.close()  # the server persisted every write already (upserts wait for it)
+
+    def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
+        if not self._exists():
+            return [], None
+        records, after = self.client.scroll(
+            self.collection, offset=offset, limit=limit, with_payload=list(_SCANNED), with_vectors=False
+        )
+        return [r.payload or {} for r in records], after
 
     def _write(self, rows: list[Row]) -> None:
         if not self._exists():
