@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -85,8 +86,11 @@ def _ingestor(settings: Settings) -> Iterator[Any]:
     from retrievers.store import StoreError, open_store
 
     try:
-        with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
-            yield Ingestor(settings, create_embedder(settings), store, docstore, build_extractor(settings))
+        with open_store(settings) as store:
+            embedder = create_embedder(settings)
+            store.ensure(embedder.dimension)  # the home's lock first: a busy home fails before any work or write
+            with DocStore(settings.docstore_path) as docstore:
+                yield Ingestor(settings, embedder, store, docstore, build_extractor(settings))
     except StoreError as exc:
         _fail(str(exc))
 
@@ -212,6 +216,7 @@ def chat(
     session = session or new_session_id()
     try:
         backend = ChatBackend(settings)
+        backend.claim()  # this chat owns the home while it runs
     except (ModelError, StoreError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -250,9 +255,14 @@ def web(
         raise typer.BadParameter(str(exc)) from exc
     if host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
         typer.secho(f"warning: serving on {host} without --auth: anyone who can reach it can use it", fg=typer.colors.YELLOW, err=True)
+    from assistant.models.base import ModelError
+    from retrievers.store import StoreError
+
     backend = ChatBackend(settings)
-    try:
+    try:  # serve() claims the home first: a home another process holds is refused with one line
         serve(backend, host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, block=True)
+    except (ModelError, StoreError) as exc:
+        _fail(str(exc))
     finally:
         backend.close()
 
@@ -345,9 +355,16 @@ def _memory_backend(home: Path | None, pairs: list[str] | None) -> Any:
     if not settings.memory.enabled:
         _fail("memory is disabled (memory.enabled = false)")
     _quiet_libraries()
+    from retrievers.store import StoreError
     from ui.backend import ChatBackend
 
-    return ChatBackend(settings)
+    backend = ChatBackend(settings)
+    try:
+        backend.claim()  # memory belongs to the process that owns the home (e.g. a running `tessera web`)
+    except StoreError as exc:
+        backend.close()
+        _fail(str(exc))
+    return backend
 
 
 @app.command()
@@ -406,6 +423,73 @@ def docs(home: HomeOption = None, set_: SetOption = None, as_json: JsonOption = 
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.ingested_at))
         typer.echo(f"{r.passages:5d} passages {r.propositions:6d} propositions  {when}  {r.source}")
+
+
+@app.command()
+def doctor(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Fix what the checks find: delete orphans, reset broken documents.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check that the docstore, the index and memory agree (e.g. after a crash); --repair fixes what it finds.
+
+    Exit code 0: healthy (or repaired); 1: problems remain; 2: another process holds the home.
+    """
+    settings = _settings(home, set_)
+    from dataclasses import asdict
+
+    from assistant.doctor import Doctor
+    from retrievers.store import StoreError
+
+    fixed = after = None
+    try:
+        with Doctor(settings) as doc:
+            report = doc.check()
+            if repair and not report.healthy:
+                fixed, after = doc.repair(), doc.check()
+    except StoreError as exc:
+        _fail(f"{exc}; tessera doctor needs the home to itself")
+    final = after or report
+    if as_json:
+        parts = {"check": report, "repair": fixed, "after": after}
+        data = {k: None if v is None else asdict(v) for k, v in parts.items()}
+        typer.echo(json.dumps({**data, "healthy": final.healthy}, indent=2, default=str))
+    else:
+        typer.echo(f"Checking {settings.home}")
+        _print_checks(fixed or report)
+        if after is not None:
+            typer.echo("After repair: " + ("healthy." if after.healthy else "problems remain:"))
+            if not after.healthy:
+                _print_checks(after, problems_only=True)
+        elif repair:
+            typer.echo("Nothing to repair.")
+        if sources := (fixed or report).reingest:
+            verb = "Re-ingest" if fixed else "After --repair, re-ingest"
+            typer.echo(f"{verb} these documents: tessera ingest " + " ".join(shlex.quote(s) for s in sources))
+        if not final.healthy and not repair:
+            typer.echo("Run `tessera doctor --repair` to fix.")
+    raise typer.Exit(0 if final.healthy else 1)
+
+
+def _print_checks(report: Any, *, problems_only: bool = False) -> None:
+    """One line per check (ok/PROBLEM/warning with counts), and the problems and fix under each failing one."""
+    for check in report.checks:
+        if check.ok:
+            if not problems_only:
+                typer.echo(f"  ok       {check.title} ({check.checked} {check.noun} checked)")
+            continue
+        if check.severity == "warning":
+            label, colour = "warning", typer.colors.YELLOW
+        else:
+            label, colour = ("REPAIRED", typer.colors.GREEN) if report.repaired else ("PROBLEM", typer.colors.RED)
+        counts = f"{len(check.problems)} found ({check.checked} {check.noun} checked)"
+        typer.secho(f"  {label:<8} {check.title}: {counts}", fg=colour)
+        for line in check.describe():
+            typer.echo(f"             - {line}")
+        typer.echo(f"             {'done' if report.repaired else 'fix'}: {check.fix}")
 
 
 @app.command()

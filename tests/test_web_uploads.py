@@ -89,3 +89,46 @@ def test_load_auth_rejects_bad_file_lines(tmp_path: Path) -> None:
     file.write_text("# nobody\n")
     with pytest.raises(ValueError, match="no user:pass lines"):
         load_auth(str(file))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "/tmp/../etc/x.md", "C:\\Windows\\x.md", "..", "../", "a/../../b.md", "\x00", "notes.md\x00.sh", "...."],
+)
+def test_save_upload_never_writes_outside_the_folder(tmp_path: Path, name: str) -> None:
+    src = tmp_path / "src"
+    src.write_text("x")
+    folder = tmp_path / "home" / "uploads"
+    with pytest.raises(ValueError, match="refused upload name"):
+        save_upload(src, name, folder, max_mb=1)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["home", "home/uploads", "src"]
+
+
+def test_save_upload_replaces_a_symlink_in_the_folder_rather_than_follow_it(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.write_text("uploaded")
+    outside = tmp_path / "outside.md"
+    outside.write_text("precious")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "link.md").symlink_to(outside)  # planted: points out of the folder
+    with pytest.raises(ValueError, match="outside"):
+        save_upload(src, "link.md", folder, max_mb=1)
+    (folder / "dangling.md").symlink_to(tmp_path / "created-by-upload.md")
+    with pytest.raises(ValueError, match="outside"):
+        save_upload(src, "dangling.md", folder, max_mb=1)
+    assert outside.read_text() == "precious" and not (tmp_path / "created-by-upload.md").exists()
+    (folder / "inner.md").symlink_to(folder / "other.md")  # points inside: replaced by the upload itself
+    (folder / "other.md").write_text("other")
+    saved = save_upload(src, "inner.md", folder, max_mb=1)
+    assert not saved.is_symlink() and saved.read_text() == "uploaded" and (folder / "other.md").read_text() == "other"
+    assert not list(folder.glob(".upload-*"))  # no partial copies left behind
+
+
+def test_very_long_names_fit_the_file_system(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.write_text("x")
+    for name in ("𝒳" * 300 + ".md", "é" * 400 + ".pdf", "x" * 5000, "a." + "b" * 300):
+        saved = save_upload(src, name, tmp_path / "uploads", max_mb=1)
+        assert saved.parent == (tmp_path / "uploads").resolve() and len(saved.name.encode()) <= 200
+        assert saved.suffix == Path(name).suffix[:17] or len(Path(name).suffix) > 17

@@ -1,7 +1,9 @@
 """What both chat UIs (Textual, Gradio) and the plain REPL stand on: one process's Tessera, per-user chats.
 
 One `ChatBackend` per process owns the assistant (models loaded once, the embedded shard locked once), the
-memory, and the docstore for ingesting and listing documents. UIs stay thin: they call these methods and
+memory, and the docstore for ingesting and listing documents. A process that serves chats for a while (the web
+app, the chat) calls `claim` first: it then owns the home until it closes, and every other process that needs
+the index or the memory gets a clear "another Tessera process (pid N) is using ..." error. UIs stay thin: they call these methods and
 render `Answer`/`Trace` objects.
 """
 
@@ -52,6 +54,23 @@ class ChatBackend:
                     self.settings, self.assistant.embedder, store, records, generator=lambda: self.assistant.generator
                 )
             return self._memory
+
+    def claim(self) -> None:
+        """Takes this home for this process: opens the index and memory shards, creating them if missing.
+
+        One process owns a home's embedded shards at a time (Qdrant Edge locks their write-ahead logs). A
+        long-running process (the web app, the chat) claims the home when it starts, so any other process
+        that needs the index fails at once with a clear `StoreError` instead of this one failing later.
+        Calling it again is a no-op; a Qdrant server needs no claim but is checked the same way.
+
+        Raises:
+            StoreError: Another process holds a shard (the message names its pid and what to do).
+        """
+        with self._lock:
+            dimension = self.assistant.embedder.dimension
+            self.assistant.store.ensure(dimension)
+            if self.memory is not None:
+                self.memory.store.ensure(dimension)
 
     def chat(self, user: str = "default", session: str | None = None) -> ChatSession:
         """The chat for (user, session); a new session id when ``session`` is None."""

@@ -297,7 +297,12 @@ def serve(
 
     Returns:
         The running app.
+
+    Raises:
+        StoreError: Another process holds the home's index or memory: the web app must own the home while it
+            runs (`ChatBackend.claim`), so it refuses to start rather than fail on the first question.
     """
+    backend.claim()
     app = build_app(backend, max_upload_mb=max_upload_mb)
     app.queue(default_concurrency_limit=1)  # one set of models: answers and ingests take turns
     app.launch(

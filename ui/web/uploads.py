@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 _MAX_NAME = 120
+_MAX_BYTES = 200  # file systems allow 255 bytes per name; 120 four-byte characters would not fit
 
 
 def safe_name(name: str) -> str:
     """A file name that is safe to create inside the uploads folder.
 
     Characters other than letters, digits, ``_ . - `` and space become ``_``; leading dots and spaces go
-    (no hidden files); long names are cut, keeping the extension.
+    (no hidden files); long names are cut to 120 characters and 200 UTF-8 bytes, keeping the extension.
 
     Raises:
         ValueError: The name holds a path (``/``, ``\\``, ``..``) or nothing usable.
@@ -26,15 +29,22 @@ def safe_name(name: str) -> str:
     cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).strip().lstrip(". ")
     if not cleaned.strip("_"):
         raise ValueError(f"refused upload name {name!r}: it has no usable characters")
-    if len(cleaned) > _MAX_NAME:
+    if len(cleaned) > _MAX_NAME or len(cleaned.encode()) > _MAX_BYTES:
         stem, dot, ext = cleaned.rpartition(".")
-        ext = ext[:16] if dot and stem else ""
-        cleaned = cleaned[: _MAX_NAME - len(ext) - 1].rstrip(". ") + (f".{ext}" if ext else "")
+        ext, stem = (ext[:16], stem) if dot and stem else ("", cleaned)
+        suffix = f".{ext}" if ext else ""
+        stem = stem[: _MAX_NAME - len(suffix)]
+        while len((stem + suffix).encode()) > _MAX_BYTES:
+            stem = stem[:-1]
+        cleaned = stem.rstrip(". ") + suffix
     return cleaned
 
 
 def save_upload(source: Path, name: str, folder: Path, *, max_mb: float) -> Path:
     """Copies an uploaded file to ``folder/<safe name>`` (replacing an earlier upload of that name).
+
+    The copy is written to a temporary file in ``folder`` and renamed over the name, so a half-written upload
+    is never seen and a symlink already at that name is replaced, never followed.
 
     Args:
         source: The uploaded file (Gradio's temporary copy).
@@ -52,10 +62,17 @@ def save_upload(source: Path, name: str, folder: Path, *, max_mb: float) -> Path
     if size > max_mb * 1024 * 1024:
         raise ValueError(f"{name!r} is {size / 1024 / 1024:.1f} MB; uploads are limited to {max_mb:g} MB")
     folder.mkdir(parents=True, exist_ok=True)
-    target = (folder / safe_name(name)).resolve()
-    if target.parent != folder.resolve():  # defence in depth: safe_name already refuses paths
+    target = folder.resolve() / safe_name(name)
+    if target.resolve().parent != folder.resolve():  # safe_name refuses paths; this catches a symlink out
         raise ValueError(f"refused upload name {name!r}: it would land outside {folder}")
-    shutil.copyfile(source, target)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as data:
+            shutil.copyfileobj(data, out)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return target
 
 
