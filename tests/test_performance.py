@@ -11,7 +11,7 @@ import pytest
 from assistant.assistant import Assistant
 from assistant.config import Settings
 from assistant.models.embedding_cache import CachedEmbedder
-from assistant.models.fake import FakeEmbedder
+from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.types import Document
 from eval.bench.floors import encoder_flops
 from eval.bench.latency import first_token, percentiles
@@ -134,3 +134,22 @@ def test_scale_benchmark_measures_a_small_store(backend: str) -> None:
     assert row["units"] == 300 and row["write_units_s"] > 0
     assert row["plain"]["hybrid"]["p50_ms"] > 0
     assert ("indexed" in row) == (backend == "edge")
+
+
+def test_chat_backend_warms_up_in_the_background_and_survives_a_failure(settings: Settings) -> None:
+    from ui.backend import ChatBackend
+
+    settings = settings.model_copy(update={"memory": settings.memory.model_copy(update={"enabled": False})})
+    inner = CountingEmbedder()
+    backend = ChatBackend(settings, assistant=Assistant(settings, embedder=inner, generator=FakeGenerator()))
+    backend.warm_up().join(timeout=30)
+    assert inner.seen == ["warm up"]
+
+    class Broken(CountingEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no model here")
+
+    failing = ChatBackend(settings, assistant=Assistant(settings, embedder=Broken(), generator=FakeGenerator()))
+    failing.warm_up().join(timeout=30)  # logged, not raised: the first question reports it
+    backend.close()
+    failing.close()

@@ -9,6 +9,7 @@ render `Answer`/`Trace` objects.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from typing import Any
 from assistant.assistant import Assistant
 from assistant.chat import ChatSession
 from assistant.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class ChatBackend:
@@ -71,6 +74,22 @@ class ChatBackend:
             self.assistant.store.ensure(dimension)
             if self.memory is not None:
                 self.memory.store.ensure(dimension)
+
+    def warm_up(self) -> threading.Thread:
+        """Loads the models in a background thread, so the first question does not wait for them.
+
+        A failure is only logged here: the first question meets it again and shows its message.
+        """
+
+        def run() -> None:
+            try:
+                self.assistant.warm_up()
+            except Exception as exc:  # noqa: BLE001 - reported when the user asks
+                log.info("warm-up failed (the first question will say why): %s", exc)
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def chat(self, user: str = "default", session: str | None = None) -> ChatSession:
         """The chat for (user, session); a new session id when ``session`` is None."""

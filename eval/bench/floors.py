@@ -90,10 +90,36 @@ def generation_floor(generator_name: str, new_tokens: int, repeats: int) -> dict
     assert isinstance(generator, TransformersGenerator), "the generation floor needs a local generator"
     model, tokenizer = generator.load()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied weights counted once
-    ids = torch.randint(100, tokenizer.vocab_size - 100, (1, 32))
+    rates = [_decode_rate(model, new_tokens, repeats)]
+    bandwidth = read_bandwidth_gbs()
+    return {
+        "overhead_ms": 1000 / _decode_rate(_skeleton(model), new_tokens, repeats),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "weight_mb": weight_bytes / 2**20,
+        "tokens_s": statistics.median(rates),
+        "bandwidth_gbs": bandwidth,
+        "bound_tokens_s": bandwidth * 1e9 / weight_bytes,
+    }
+
+
+def _skeleton(model: Any) -> Any:
+    """The same architecture and layer count with tiny widths: its decode time per token is the framework's
+    per-step overhead (Python dispatch of every layer's operators, sampling, cache updates), not weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config.__class__.from_dict(model.config.to_dict())
+    for name, value in (("hidden_size", 64), ("intermediate_size", 128), ("head_dim", 16), ("vocab_size", 512),
+                        ("query_pre_attn_scalar", 16)):
+        if hasattr(config, name):
+            setattr(config, name, value)
+    return AutoModelForCausalLM.from_config(config).to(next(model.parameters()).dtype).eval()
+
+
+def _decode_rate(model: Any, new_tokens: int, repeats: int) -> float:
+    ids = torch.randint(1, 500, (1, 32))
     rates = []
     with torch.inference_mode():
-        model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
+        model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)
         for _ in range(repeats):
             began = time.perf_counter()
             model(ids)
@@ -101,14 +127,7 @@ def generation_floor(generator_name: str, new_tokens: int, repeats: int) -> dict
             began = time.perf_counter()
             model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
             rates.append(new_tokens / (time.perf_counter() - began - prefill))
-    bandwidth = read_bandwidth_gbs()
-    return {
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "weight_mb": weight_bytes / 2**20,
-        "tokens_s": statistics.median(rates),
-        "bandwidth_gbs": bandwidth,
-        "bound_tokens_s": bandwidth * 1e9 / weight_bytes,
-    }
+    return statistics.median(rates)
 
 
 def main() -> None:
@@ -130,10 +149,15 @@ def main() -> None:
         print(f"| 32 × {tokens} tokens | {r['texts_s']:.0f} | {r['bound_texts_s']:.0f} | "
               f"{r['achieved_gflops']:.0f} | {r['achieved_gflops'] / r['gemm_gflops']:.0%} |")
     g = generation_floor(args.generator, args.new_tokens, args.repeats)
-    print("\n| generator | dtype | weights (MB) | decode tokens/s | bandwidth bound (tokens/s) | of bound |")
-    print("|---|---|---|---|---|---|")
+    print("\n| generator | dtype | weights (MB) | decode tokens/s | bandwidth bound (tokens/s) | of bound "
+          "| per-token overhead of the layer stack (ms) |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {args.generator} | {g['dtype']} | {g['weight_mb']:.0f} | {g['tokens_s']:.1f} | "
-          f"{g['bound_tokens_s']:.1f} | {g['tokens_s'] / g['bound_tokens_s']:.0%} |")
+          f"{g['bound_tokens_s']:.1f} | {g['tokens_s'] / g['bound_tokens_s']:.0%} | {g['overhead_ms']:.1f} |")
+    weights_ms = 1000 / g["bound_tokens_s"]
+    print(f"\nPer token: {1000 / g['tokens_s']:.1f} ms measured = {weights_ms:.1f} ms reading weights at the measured "
+          f"bandwidth + {g['overhead_ms']:.1f} ms framework overhead (tiny-width skeleton) "
+          f"+ {1000 / g['tokens_s'] - weights_ms - g['overhead_ms']:.1f} ms other.")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class TesseraApp(App[None]):
     def on_mount(self) -> None:
         self._show_chat(self.chat)
         self.query_one("#question").focus()
+        self.backend.warm_up()  # the models load while the user types the first question
 
     @property
     def generating(self) -> bool:

@@ -303,6 +303,7 @@ def serve(
             runs (`ChatBackend.claim`), so it refuses to start rather than fail on the first question.
     """
     backend.claim()
+    backend.warm_up()  # models load while the page opens, not on the first question
     app = build_app(backend, max_upload_mb=max_upload_mb)
     app.queue(default_concurrency_limit=1)  # one set of models: answers and ingests take turns
     app.launch(
