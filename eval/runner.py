@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from tqdm import tqdm
 
 from assistant.config import Settings
+from assistant.models.local import resolve_dtype
 from assistant.types import Answer, Document, Hit, Trace, to_dict
 from eval.datasets import Dataset, QuestionRecord, load_dataset
 from eval.metrics import (
@@ -85,6 +86,7 @@ def index_key(dataset: Dataset, settings: Settings) -> str:
     for record in dataset.corpus:
         digest.update(f"{record.id}\0{record.title}\0{record.text}\0".encode())
     digest.update(settings.models.embedder.encode())
+    digest.update(str(resolve_dtype(settings.models.embedder_dtype)).encode())  # bf16 and fp32 vectors differ slightly
     digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size", "max_unpacked_mb", "parse_timeout_s", "parse_memory_mb"}).encode())
     return digest.hexdigest()[:16]
 

@@ -168,6 +168,8 @@ class Ingestor:
                                 units_s=f"{(report.passages + report.propositions) / elapsed:.1f}")
             self._write(buffer)
         bar.close()
+        if report.ingested:
+            self.store.optimize()  # builds HNSW where needed (see index_documents)
         if prune:
             report.pruned = self.prune()
         report.seconds = time.perf_counter() - began
@@ -201,6 +203,9 @@ class Ingestor:
                     self._write(buffer)
                     buffer = []
             self._write(buffer)
+        # Qdrant Edge builds HNSW only when asked: at 100k units that takes hybrid queries from 12.8 to
+        # 3.8 ms (docs/BENCHMARKS.md). Edge indexes only segments that need it, so this is free when nothing does.
+        self.store.optimize()
         return counts[0], counts[1]
 
     def index_document(self, document: Document, content_hash: str) -> tuple[int, int]:

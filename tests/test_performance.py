@@ -153,3 +153,46 @@ def test_chat_backend_warms_up_in_the_background_and_survives_a_failure(settings
     failing.warm_up().join(timeout=30)  # logged, not raised: the first question reports it
     backend.close()
     failing.close()
+
+
+def test_ingest_asks_the_store_to_build_its_index(settings: Settings, tmp_path: Path) -> None:
+    inner = CountingEmbedder()
+    assistant = Assistant(settings, embedder=inner)
+    calls: list[str] = []
+    store = assistant.store
+    original = store.optimize
+    store.optimize = lambda: calls.append("optimize") or original()  # type: ignore[method-assign]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nSome text about indexes.")
+    with DocStore(settings.docstore_path) as docstore:
+        ingestor = Ingestor(settings, inner, store, docstore)
+        ingestor.ingest_paths([tmp_path / "docs"], progress=False)
+        assert calls == ["optimize"]
+        ingestor.ingest_paths([tmp_path / "docs"], progress=False)  # unchanged: nothing to index
+        assert calls == ["optimize"]
+        ingestor.index_documents([(_document("Other text."), "v1")])
+        assert calls == ["optimize", "optimize"]
+    assistant.close()
+
+
+def test_eval_index_key_tells_embedder_dtypes_apart(settings: Settings) -> None:
+    from eval.datasets import Dataset
+    from eval.runner import index_key
+
+    dataset = Dataset(name="d", corpus=[], questions=[])
+    keys = {
+        index_key(dataset, settings.model_copy(update={"models": settings.models.model_copy(update={"embedder_dtype": d})}))
+        for d in ("float32", "bfloat16")
+    }
+    assert len(keys) == 2
+
+
+@pytest.mark.integration
+def test_bf16_embeddings_stay_within_float32s_neighbourhood() -> None:
+    from assistant.models.embedders import minilm
+
+    texts = ["Which magazine was started first?", "A passage about the history of printing presses in Europe."]
+    fp32, bf16 = minilm(dtype="float32").embed(texts), minilm(dtype="bfloat16").embed(texts)
+    assert bf16.dtype == np.float32
+    assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.999

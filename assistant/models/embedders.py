@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from assistant.models.base import Embedder, ModelError
+from assistant.models.local import resolve_dtype
 
 
 def bundled_minilm_path() -> Path:
@@ -40,13 +41,16 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: Texts per forward pass.
     """
 
-    def __init__(self, path: Path, name: str, dimension: int | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, path: Path, name: str, dimension: int | None = None, batch_size: int = 32, dtype: str = "float32"
+    ) -> None:
         if not path.is_dir():
             raise ModelError(f"embedder folder {path} does not exist; give a sentence-transformers model folder")
         self.path = path
         self.name = name
         self._dimension = dimension
         self.batch_size = batch_size
+        self.dtype = dtype
         self.sort_by_length = True  # eval/bench/embed.py measures the gain; False embeds in the given order
         self._loaded: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
@@ -65,7 +69,7 @@ class SentenceTransformerEmbedder(Embedder):
 
                 try:
                     tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-                    model = AutoModel.from_pretrained(str(self.path)).eval()
+                    model = AutoModel.from_pretrained(str(self.path), dtype=resolve_dtype(self.dtype)).eval()
                 except OSError as exc:
                     raise ModelError(f"could not load embedder {self.name} from {self.path}: {exc}") from exc
                 actual = int(model.config.hidden_size)
@@ -118,7 +122,7 @@ class SentenceTransformerEmbedder(Embedder):
                         max_length=self.max_tokens,
                         return_tensors="pt",
                     )
-                hidden = model(**batch).last_hidden_state
+                hidden = model(**batch).last_hidden_state.float()  # pool and normalise in float32
                 if self._pooling == "cls":
                     pooled = hidden[:, 0]
                 else:
@@ -137,6 +141,6 @@ class SentenceTransformerEmbedder(Embedder):
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def minilm(batch_size: int = 32) -> SentenceTransformerEmbedder:
+def minilm(batch_size: int = 32, dtype: str = "float32") -> SentenceTransformerEmbedder:
     """The bundled all-MiniLM-L6-v2 (384 dims)."""
-    return SentenceTransformerEmbedder(bundled_minilm_path(), "all-MiniLM-L6-v2", 384, batch_size)
+    return SentenceTransformerEmbedder(bundled_minilm_path(), "all-MiniLM-L6-v2", 384, batch_size, dtype)

@@ -144,14 +144,15 @@ def _fake_generator(reply: str, settings: Settings) -> Generator:
 def _minilm(_: str, settings: Settings) -> Embedder:
     from assistant.models.embedders import minilm
 
-    return minilm(settings.ingestion.batch_size)
+    return minilm(settings.ingestion.batch_size, settings.models.embedder_dtype)
 
 
 @register_embedder("folder")
 def _folder(path: str, settings: Settings) -> Embedder:
     from assistant.models.embedders import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(Path(path).expanduser(), f"folder:{path}", None, settings.ingestion.batch_size)
+    folder = Path(path).expanduser()
+    return SentenceTransformerEmbedder(folder, f"folder:{path}", None, settings.ingestion.batch_size, settings.models.embedder_dtype)
 
 
 @register_embedder("fake")
