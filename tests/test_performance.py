@@ -196,3 +196,9 @@ def test_bf16_embeddings_stay_within_float32s_neighbourhood() -> None:
     assert bf16.dtype == np.float32
     assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     assert (fp32 * bf16).sum(axis=1).min() > 0.999
+
+
+def test_gemv_rate_is_measured() -> None:
+    from eval.bench.floors import gemv_gbs
+
+    assert gemv_gbs(64, 32, repeats=2) > 0
