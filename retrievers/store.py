@@ -23,12 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import qdrant_edge as qe
 
+from retrievers.shard_lock import ShardBusy, ShardLock
 from retrievers.sparse import Bm25Encoder, SparseVec
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: Edge's own WAL lock is the only guard there
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -172,9 +168,9 @@ class Store(ABC):
             if offset is None:
                 return
 
+    @abstractmethod
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
         """One page of payloads (``unit_id``, ``doc_id``, ``state`` only) and the next page's offset (None: done)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot enumerate its points")
 
     @abstractmethod
     def publish(self, doc_ids: Sequence[str]) -> None:
@@ -311,7 +307,7 @@ class EdgeStore(Store):
         self.path, self.collection = Path(path), collection
         self._shard: qe.EdgeShard | None = None
         self._lock = threading.RLock()
-        self._home_lock: int | None = None  # the file descriptor holding the OS lock beside the shard
+        self._home_lock = ShardLock(self.path)  # taken before Edge reads the shard (see shard_lock.py)
 
     def ensure(self, dimension: int) -> None:
         with self._lock:
@@ -352,7 +348,7 @@ class EdgeStore(Store):
                 shard.close()
                 if self._owner() == str(os.getpid()):
                     (self.path / _OWNER).unlink()
-                self._unlock()
+                self._home_lock.release()
 
     def optimize(self) -> None:
         if (shard := self._get()) is not None:
@@ -410,69 +406,30 @@ class EdgeStore(Store):
             return self._shard
 
     def _open(self, opener: Callable[[str, Any], qe.EdgeShard], config: qe.EdgeConfig | None) -> qe.EdgeShard:
-        self._take_lock()
         try:
+            self._home_lock.acquire()
             shard = opener(str(self.path), config)
+        except ShardBusy as e:
+            raise self._busy() from e
         except Exception as e:  # Edge raises a bare Exception whose text names the cause
-            self._unlock()
-            message = str(e)
-            if "WouldBlock" in message:  # "Can't init WAL: Kind(WouldBlock)": another handle holds the lock
-                by = f" (pid {self._owner()})" if self._owner().isdigit() else ""
-                raise StoreError(
-                    f"another Tessera process{by} is using {self.path}; close it or use a different --home"
-                ) from e
-            raise StoreError(f"cannot open the Qdrant Edge shard at {self.path}: {message}") from e
+            self._home_lock.release()
+            if "WouldBlock" in str(e):  # "Can't init WAL: Kind(WouldBlock)": another handle holds the lock
+                raise self._busy() from e
+            raise StoreError(f"cannot open the Qdrant Edge shard at {self.path}: {e}") from e
         (self.path / _OWNER).write_text(str(os.getpid()))
         return shard
 
+    def _busy(self) -> StoreError:
+        owner = self._owner()
+        by = f" (pid {owner})" if owner.isdigit() else ""
+        return StoreError(f"another Tessera process{by} is using {self.path}; close it or use a different --home")
+
     def _owner(self) -> str:
-        for where in (self.path / _OWNER, self._lock_path()):
-            try:
-                owner = where.read_text().strip()
-            except OSError:
-                continue
-            if owner:
-                return owner
-        return ""
-
-    def _lock_path(self) -> Path:
-        return self.path.parent / f"{self.path.name}.lock"
-
-    def _take_lock(self) -> None:
-        """Locks ``<shard>.lock`` (beside the shard) before Edge reads any of the shard's files.
-
-        Edge's own lock is on the WAL, which it opens only after loading the segments, and loading removes
-        segments it finds half-written: a second process that merely tries to open the shard can delete the
-        segments the owner is writing, and the owner's acknowledged points are gone after its next restart.
-        This OS lock keeps a second process away from the files altogether.
-
-        Raises:
-            StoreError: Another process (or another `EdgeStore` of this one) holds the shard.
-        """
-        if fcntl is None or self._home_lock is not None:
-            return
-        path = self._lock_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            by = f" (pid {self._owner()})" if self._owner().isdigit() else ""
-            raise StoreError(f"another Tessera process{by} is using {self.path}; close it or use a different --home") from e
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._home_lock = fd
-
-    def __del__(self) -> None:  # an unclosed store dropped by the GC lets go of the shard, as Edge's lock does
-        if getattr(self, "_home_lock", None) is not None:
-            self._unlock()
-
-    def _unlock(self) -> None:
-        fd, self._home_lock = self._home_lock, None
-        if fd is not None:
-            os.ftruncate(fd, 0)
-            os.close(fd)  # closing the descriptor releases the lock
+            owner = (self.path / _OWNER).read_text().strip()
+        except OSError:
+            owner = ""
+        return owner or self._home_lock.owner()
 
 
 class ClientStore(Store):

@@ -324,3 +324,22 @@ def test_unit_filter(kind: str, tmp_path: Path) -> None:
             found = s.search(unit([1, 0, 0, 0]), "zebras", mode=mode, limit=5, candidates=5, unit="proposition")
             assert ids(found) == ["d:0:p0"], mode
         assert len(s.search(unit([1, 0, 0, 0]), "zebras", mode="hybrid", limit=5, candidates=5)) == 2
+
+
+def test_shard_lock_is_exclusive_names_its_owner_and_is_released(tmp_path: Path) -> None:
+    import os
+
+    from retrievers.shard_lock import ShardBusy, ShardLock
+
+    first, second = ShardLock(tmp_path / "shard"), ShardLock(tmp_path / "shard")
+    first.acquire()
+    first.acquire()  # already held: a no-op
+    assert first.held and first.owner() == str(os.getpid())
+    with pytest.raises(ShardBusy):
+        second.acquire()
+    first.release()
+    assert first.owner() == ""
+    second.acquire()
+    assert second.held
+    second.release()
+    second.release()  # safe twice
