@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import pytest
 
 from retrievers.store import EdgeStore
 from ui.web.screenshot import free_port
+
+from processes import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLY = "Lake Baikal is the deepest lake [1]."
@@ -80,17 +81,6 @@ def home(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
     return home, env, corpus
 
 
-def _stop(process: subprocess.Popen) -> tuple[int, str, str]:
-    """Ctrl+C, as a user would; a kill only if it does not stop within 60 s."""
-    process.send_signal(signal.SIGINT)
-    try:
-        out, err = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return process.returncode, out, err
-
-
 @pytest.fixture
 def web(home) -> Iterator[tuple[subprocess.Popen, str]]:
     """``tessera web`` serving the home; yields the process and its URL once it answers HTTP."""
@@ -115,7 +105,7 @@ def web(home) -> Iterator[tuple[subprocess.Popen, str]]:
         yield process, url
     finally:
         if process.poll() is None:
-            _stop(process)
+            stop(process)
 
 
 def _ask_web(url: str, question: str = "How deep is Lake Baikal?") -> tuple[str, list[str]]:
@@ -155,7 +145,7 @@ def test_cli_commands_refuse_a_home_the_web_app_owns(home, web) -> None:
     assert json.loads(tessera(env, "docs", "--json").stdout) == docs_before
     assert _ask_web(url) == (REPLY, ["[1] lakes.md § Lakes"])
     assert process.poll() is None
-    code, _, err = _stop(process)
+    code, _, err = stop(process)
     assert "Traceback" not in err, err
     # The index holds exactly what it held (one passage, one proposition), and the home is free again.
     assert points(path) == 2

@@ -21,6 +21,8 @@ from assistant import cli
 from ui.web import serve
 from ui.web.screenshot import free_port
 
+from processes import stop
+
 try:  # tests/ on sys.path (pytest's rootdir insertion) or the repo root (python -m pytest)
     from fake_openai_server import FakeOpenAIServer
 except ImportError:  # pragma: no cover
@@ -118,13 +120,7 @@ def served(tmp_path: Path):
                 time.sleep(0.5)
             yield url, process, openai, home
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-            try:
-                out, err = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                out, err = process.communicate()
+            _, out, err = stop(process)
             process.output = out + err  # type: ignore[attr-defined]
 
 
