@@ -9,15 +9,18 @@ or last. Three orderings then go to the generator through Tessera's own prompt a
 - ``attention``: attention sorting (`assistant.ordering`) starting from the placed list.
 
 Each answer is scored by SQuAD exact match and token F1. Rows are appended to ``answers.jsonl`` as they are
-made, so an interrupted run resumes; the table is printed and written to ``summary.json``.
+made, so an interrupted run resumes; the table and paired tests are printed and written to ``summary.md``.
 
-Run: ``python -m eval.positions --n 200 --out runs/positions`` (about 30 s per question on two cores).
+Run: ``python -m eval.positions --n 200 --out runs/positions`` (about 40 s per question on two idle cores).
+``--shard K/N`` runs every N-th question from the K-th, so N one-thread processes can share the machine
+(``OMP_NUM_THREADS=1``; generation decodes faster per core that way); they append to the same file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -32,6 +35,7 @@ from assistant.models.registry import create_generator
 from assistant.ordering import ContextOrderer
 from assistant.prompts import STOP, build_messages, source_blocks
 from assistant.types import Hit, Trace
+from eval.compare import paired_randomisation_p
 from eval.generator_choice import DEFAULT_SQUAD
 from eval.metrics import best_over_golds, exact_match, strip_citations, token_f1
 
@@ -126,6 +130,31 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def paired_tests(rows: list[dict[str, Any]]) -> str:
+    """Attention sorting against each other ordering: paired sign-flip tests per placement and pooled."""
+    import numpy as np
+
+    by_key = {(r["id"], r["position"], r["order"]): r for r in rows}
+    lines = ["| placement | attention vs | pairs | Δ EM | p | Δ F1 | p |", "|---|---|---|---|---|---|---|"]
+    for position in (*POSITIONS, "pooled"):
+        for other in ("retrieval", "reversed"):
+            keys = [
+                (i, pos)
+                for (i, pos, order) in by_key
+                if order == "attention" and (position == "pooled" or pos == position) and (i, pos, other) in by_key
+            ]
+            if not keys:
+                continue
+            cells = [f"| {position} | {other} | {len(keys)} "]
+            for metric in ("em", "f1"):
+                mine = np.array([by_key[(i, pos, "attention")][metric] for i, pos in keys])
+                theirs = np.array([by_key[(i, pos, other)][metric] for i, pos in keys])
+                p = paired_randomisation_p(theirs, mine)
+                cells.append(f"| {100 * (mine.mean() - theirs.mean()):+.1f} | {p:.3f} ")
+            lines.append("".join(cells) + "|")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
@@ -135,7 +164,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="Tessera home (for the model cache)")
     parser.add_argument("--generator", default=None, help="Registry name (default: models.generator)")
     parser.add_argument("--out", type=Path, default=Path("runs/positions"))
+    parser.add_argument("--shard", default="0/1", help="K/N: run questions K, K+N, K+2N... (N parallel processes)")
     args = parser.parse_args()
+    shard, shards = map(int, args.shard.split("/"))
+    if not 0 <= shard < shards:
+        parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard}")
 
     settings = Settings(**({"home": str(args.home)} if args.home else {}))
     generator = create_generator(settings, args.generator)
@@ -143,8 +176,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "answers.jsonl"
     done = {(r["id"], r["position"], r["order"]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    # Append mode: each row is one write of one line, so parallel shards never interleave within a row.
     with path.open("a") as sink:
         for number, item in enumerate(items, 1):
+            if (number - 1) % shards != shard:
+                continue
             for position in POSITIONS:
                 hits = placed(item, position)
                 for order in ORDERS:
@@ -153,9 +189,9 @@ def main() -> None:
                     row = {"id": item["id"], "position": position} | answer(item, hits, order, generator, settings)
                     sink.write(json.dumps(row) + "\n")
                     sink.flush()
-            print(f"{number}/{len(items)}", flush=True)
+            print(f"{number}/{len(items)} (pid {os.getpid()})", flush=True)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    summary = table(rows)
+    summary = table(rows) + "\n\nPaired sign-flip tests (10,000 flips):\n\n" + paired_tests(rows)
     (args.out / "summary.md").write_text(summary + "\n")
     print(summary)
 
