@@ -11,9 +11,10 @@ or last. Three orderings then go to the generator through Tessera's own prompt a
 Each answer is scored by SQuAD exact match and token F1. Rows are appended to ``answers.jsonl`` as they are
 made, so an interrupted run resumes; the table and paired tests are printed and written to ``summary.md``.
 
-Run: ``python -m eval.positions --n 200 --out runs/positions`` (about 40 s per question on two idle cores).
-``--shard K/N`` runs every N-th question from the K-th, so N one-thread processes can share the machine
-(``OMP_NUM_THREADS=1``; generation decodes faster per core that way); they append to the same file.
+Run: ``python -m eval.positions --n 200 --out runs/positions``: about 50 s per question on two cores (nine
+generations and three sorting passes over a ~1,800-token prompt), so close to three hours. ``--shard K/N`` runs
+every N-th question from the K-th, so N one-thread processes (``OMP_NUM_THREADS=1``) share the machine — a
+little faster here than one two-thread process; they append to the same file.
 """
 
 from __future__ import annotations
