@@ -33,12 +33,19 @@ class ModelSettings(_Section):
 
     embedder: str = "minilm"
     """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``fake``."""
-    generator: str = "gemma3-270m"
-    """Generator: ``gemma3-270m`` (bundled; the default, chosen by ``eval/generator_choice.py``),
-    ``smollm2-135m`` (bundled), ``transformers:<hub id or folder>``, ``openai:<model name>`` (an
-    OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
+    generator: str = "qwen2.5-coder-0.5b"
+    """Generator: ``qwen2.5-coder-0.5b`` (bundled; the default, chosen by ``eval/generator_choice.py``, see the
+    README), ``qwen2.5-coder-1.5b``, ``gemma3-270m``, ``smollm2-135m`` (bundled), ``transformers:<hub id or
+    folder>``, ``openai:<model name>`` (an OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
+    runtime: Literal["llama.cpp", "transformers"] = "llama.cpp"
+    """What runs the bundled GGUF generators: ``llama.cpp`` (reads the 4-bit weights as stored; several times
+    faster here, docs/BENCHMARKS.md) or ``transformers`` (dequantises them to ``dtype`` on first load)."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for llama.cpp generators; unset: every core this process may use."""
+    context_tokens: int = Field(8192, ge=256, le=131072)
+    """Context window llama.cpp allocates for a generator (prompt plus answer)."""
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
-    """Weights dtype for local generators; ``auto`` picks bfloat16 where the CPU has native bf16 support."""
+    """Weights dtype for transformers generators; ``auto`` picks bfloat16 where the CPU has native bf16 support."""
     embedder_dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     """Weights dtype for the local embedder; ``auto`` picks bfloat16 where the CPU has native bf16 support
     (a query embeds ~1.8× faster; vectors stay within cosine 0.9999 of float32's: docs/BENCHMARKS.md)."""
@@ -53,7 +60,8 @@ class ModelSettings(_Section):
     request_timeout: float = Field(120.0, gt=0)
     """Seconds to wait for an endpoint before giving up."""
     cache_dir: Path | None = None
-    """Where converted model weights are cached; ``<home>/models`` when unset."""
+    """Where converted model weights are cached; ``<home>/models`` when unset (joined GGUF files then go to the
+    platform's user cache folder, shared by every home)."""
     embedding_cache: bool = True
     """Keep ingested texts' vectors in ``<home>/embedding-cache.sqlite3``, keyed by embedder and content
     hash: re-ingesting an edited file embeds only its changed passages (docs/BENCHMARKS.md)."""
@@ -158,9 +166,11 @@ class QuerySettings(_Section):
 class ContextSettings(_Section):
     """What the generator is shown, and in which order."""
 
-    order: Literal["attention", "retrieval", "reversed"] = "attention"
-    """``attention``: attention sorting (most attended source last, nearest the question; local
-    transformers generators; others get best-scored last); ``retrieval``: best first; ``reversed``: best last."""
+    order: Literal["attention", "retrieval", "reversed"] = "reversed"
+    """``reversed``: best-scored source last, nearest the question (the default: free, and as good as one
+    round of attention sorting when retrieval ranks the answer first, docs/EVALUATION.md §5); ``attention``:
+    attention sorting (most attended source last; local generators, llama.cpp or transformers — it costs one
+    more prefill of the prompt; endpoints get best-scored last); ``retrieval``: best first."""
     sort_rounds: int = Field(1, ge=1, le=5)
     """Attention-sorting rounds (each is one forward pass over the prompt)."""
     unit: Literal["passage", "proposition"] = "passage"
@@ -273,6 +283,15 @@ class Settings(BaseSettings):
     def model_cache(self) -> Path:
         """Where converted model weights are cached."""
         return self.models.cache_dir or self.home / "models"
+
+    @property
+    def gguf_cache(self) -> Path:
+        """Where bundled GGUF files shipped in parts are joined: ``<cache_dir>/gguf``, or one folder in the
+        platform's user cache shared by every home (the files are verified by their pinned sha256, so homes
+        can share them; a 1.1 GB copy per home would not be worth it)."""
+        if self.models.cache_dir:
+            return self.models.cache_dir / "gguf"
+        return Path(platformdirs.user_cache_dir("tessera")) / "gguf"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

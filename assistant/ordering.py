@@ -5,8 +5,10 @@ forward pass over the prompt measures the attention each source receives from th
 the sources are re-sorted so the most attended sits last, nearest the question; this repeats for
 ``sort_rounds`` rounds (a re-sorted prompt gets re-measured), then the answer is generated.
 
-Generators that cannot report attention (endpoints) get "highest retrieval score last" instead, and the
-trace says which ordering ran.
+Local generators report attention — transformers through a recording attention function
+(`assistant.models.attention`), llama.cpp from its compute graph (`assistant.models.llama_attention`).
+Generators that cannot (endpoints) get "highest retrieval score last" instead, and the trace says which
+ordering ran.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class ContextOrderer:
                 ordered.reverse()
                 info["ran"] = "score-last"
                 if self.order == "attention":
-                    info["why"] = "the generator cannot report attention (not a local transformers model)"
+                    info["why"] = "the generator cannot report attention (not a local transformers or llama.cpp model)"
             else:
                 info["ran"] = "attention"
                 info["rounds"] = []

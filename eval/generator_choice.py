@@ -1,11 +1,23 @@
-"""Which bundled generator answers best? SQuAD v2.0 reading comprehension with distractors.
+"""Which offline generator answers best within the latency budget? Reading comprehension on three dev sets.
 
-Each sampled question gets its gold paragraph plus distractor paragraphs from the same article (so they
-share its topic) in a seeded random order, goes through Tessera's own prompt and answer post-processing
-(`finish_answer`), and is scored by SQuAD's exact match and token F1. Unanswerable questions (empty gold)
-count as right when the model abstains.
+Every question is answered from four passages — the default ``retrieval.top_k`` — through Tessera's own
+prompt and answer post-processing (`finish_answer`), so the table measures the generator alone:
 
-Run: ``python -m eval.generator_choice --n 100 --seed 0`` (about 5 minutes for both models here).
+- **SQuAD v2.0**: the gold paragraph plus three others of the same article, shuffled (seeded). SQuAD's exact
+  match and token F1; an unanswerable question scores 1 only when the model abstains; abstention
+  precision/recall/F1 with "unanswerable" as the positive class.
+- **HotpotQA** (distractor setting): the two supporting paragraphs plus two of the question's distractors,
+  shuffled. EM and F1 against the answer.
+- **RGB counterfactual**: two true passages, one with the answer falsified and one noise passage where the
+  set has them (else what it has), shuffled: ``correct`` (the answer contains the true answer), ``fooled``
+  (contains the falsified one), ``says_conflict`` (says the sources disagree).
+
+Latency per question: time to first token and whole answer (p50/p95), measured in this process, one
+question at a time. Rows are appended to ``<out>/<generator>/<set>.jsonl`` as they finish, so an
+interrupted run resumes where it stopped.
+
+Run: ``python -m eval.generator_choice --out eval/results/generator-choice`` (all four bundled models; see
+the README, "Choosing the offline generator", for the time it takes).
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +36,36 @@ from assistant.config import Settings
 from assistant.models.registry import create_generator
 from assistant.prompts import STOP, build_messages
 from assistant.types import Hit, Trace
-from eval.metrics import best_over_golds, exact_match, strip_citations, token_f1
+from eval.metrics import (
+    abstention_scores,
+    best_over_golds,
+    contains_answer,
+    exact_match,
+    mentions_conflict,
+    strip_citations,
+    token_f1,
+)
 
-DEFAULT_SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "squad" / "dev-v2.0.rebuilt.json"
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+DEFAULT_SQUAD = DEV / "squad" / "dev-v2.0.rebuilt.json"
+DEFAULT_HOTPOT = DEV / "hotpotqa-musique" / "hotpotqa_train.json"
+DEFAULT_RGB = DEV / "rgb" / "en_fact.json"
+PASSAGES = 4
+GENERATORS = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
-def sample_items(path: Path, n: int, seed: int, distractors: int) -> list[dict[str, Any]]:
-    """``n`` questions, each with its gold paragraph among ``distractors`` others of the same article."""
+# -- samples ---------------------------------------------------------------------------------------
+# Each item: {id, question, answers, title, contexts: [(title, text)], and set-specific fields}.
+
+
+def squad_items(path: Path, n: int, seed: int, distractors: int = PASSAGES - 1) -> list[dict[str, Any]]:
+    """``n`` SQuAD questions, each with its gold paragraph among ``distractors`` others of the same article."""
     data = json.loads(path.read_text())["data"]
     rng = random.Random(seed)
     pool = [(a, p, q) for a in data for p in a["paragraphs"] for q in p["qas"]]
     items = []
     for article, paragraph, qa in rng.sample(pool, n):
+        title = article["title"].replace("_", " ")
         others = [p["context"] for p in article["paragraphs"] if p is not paragraph]
         contexts = rng.sample(others, min(distractors, len(others))) + [paragraph["context"]]
         rng.shuffle(contexts)
@@ -43,87 +74,235 @@ def sample_items(path: Path, n: int, seed: int, distractors: int) -> list[dict[s
                 "id": qa["id"],
                 "question": qa["question"],
                 "answers": sorted({a["text"] for a in qa["answers"]}),
-                "title": article["title"].replace("_", " "),
-                "contexts": contexts,
+                "contexts": [(title, c) for c in contexts],
             }
         )
     return items
 
 
-def score(item: dict[str, Any], generator: Any, settings: Settings) -> dict[str, Any]:
+def hotpot_items(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` HotpotQA questions with their two supporting paragraphs and two of their distractors."""
+    rows = json.loads(path.read_text())
+    rng = random.Random(seed)
+    items = []
+    for row in rng.sample(rows, min(n, len(rows))):
+        paragraphs = {title: " ".join(sentences) for title, sentences in row["context"]}
+        gold = list(dict.fromkeys(title for title, _ in row["supporting_facts"]))
+        others = [t for t in paragraphs if t not in gold]
+        titles = gold + rng.sample(others, min(PASSAGES - len(gold), len(others)))
+        rng.shuffle(titles)
+        items.append(
+            {
+                "id": row["_id"],
+                "question": row["question"],
+                "answers": [row["answer"]],
+                "contexts": [(t, paragraphs[t]) for t in titles],
+            }
+        )
+    return items
+
+
+def rgb_items(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` RGB counterfactual questions: two true passages, one falsified, one noise (as available)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rng = random.Random(seed)
+    items = []
+    for row in rng.sample(rows, min(n, len(rows))):
+        true = rng.sample(row["positive"], min(2, len(row["positive"])))
+        false = rng.sample(row["positive_wrong"], min(1, len(row["positive_wrong"])))
+        noise = rng.sample(row["negative"], min(PASSAGES - len(true) - len(false), len(row["negative"])))
+        contexts = [("true", t) for t in true] + [("false", t) for t in false] + [("noise", t) for t in noise]
+        rng.shuffle(contexts)
+        answer = row["answer"]
+        parts = [[a] if isinstance(a, str) else list(a) for a in (answer if isinstance(answer, list) else [answer])]
+        items.append(
+            {
+                "id": str(row["id"]),
+                "question": row["query"],
+                "answers": [a for part in parts for a in part],
+                "parts": parts,
+                "fake": row["fakeanswer"],
+                "kinds": [kind for kind, _ in contexts],
+                # Titles are not shown as "true"/"false": every RGB passage is titled by its query.
+                "contexts": [(row["query"], text) for _, text in contexts],
+            }
+        )
+    return items
+
+
+# -- answering and scoring ---------------------------------------------------------------------------
+
+
+def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[str, Any]:
+    """Streams one answer; returns the finished `Answer` fields with time to first token and total time."""
     hits = [
-        Hit(f"{item['id']}:{i}", text, 1.0, item["title"], f"p{i}", item["title"], item["title"])
-        for i, text in enumerate(item["contexts"])
+        Hit(f"{item['id']}:{i}", text, 1.0, title, f"p{i}", title, title)
+        for i, (title, text) in enumerate(item["contexts"])
     ]
-    trace = Trace()
+    messages = build_messages(item["question"], hits, example=needs_example(generator))
     began = time.perf_counter()
-    raw = generator.generate(
-        build_messages(item["question"], hits, example=needs_example(generator)),
-        max_new_tokens=settings.models.max_new_tokens, stop=STOP)
+    first, pieces = None, []
+    for piece in generator.stream(messages, max_new_tokens=max_new_tokens, stop=STOP):
+        if first is None:
+            first = time.perf_counter() - began
+        pieces.append(piece)
     seconds = time.perf_counter() - began
-    answer = finish_answer(raw, hits, trace)
-    prediction = "" if answer.abstained else strip_citations(answer.text)
-    golds = item["answers"] or [""]
+    raw = "".join(pieces)
+    finished = finish_answer(raw, hits, Trace())
+    prediction = "" if finished.abstained else strip_citations(finished.text)
     return {
         "id": item["id"],
-        "answerable": bool(item["answers"]),
-        "prediction": prediction,
         "raw": raw,
-        "abstained": answer.abstained,
-        "em": best_over_golds(exact_match, prediction, golds),
-        "f1": best_over_golds(token_f1, prediction, golds),
-        "seconds": seconds,
+        "text": finished.text,
+        "prediction": prediction,
+        "abstained": finished.abstained,
+        "ttft": round(first if first is not None else seconds, 3),
+        "seconds": round(seconds, 3),
     }
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    mean = lambda xs: round(100 * statistics.fmean(xs), 1) if xs else float("nan")  # noqa: E731
+def score_squad(item: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    golds = item["answers"] or [""]
     return {
-        "n": len(rows),
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
-        "em_all": mean([r["em"] for r in rows]),
-        "f1_all": mean([r["f1"] for r in rows]),
-        "em_answerable": mean([r["em"] for r in answerable]),
-        "f1_answerable": mean([r["f1"] for r in answerable]),
-        "abstain_on_unanswerable": mean([r["abstained"] for r in unanswerable]),
-        "abstain_on_answerable": mean([r["abstained"] for r in answerable]),
-        "seconds_p50": round(statistics.median(r["seconds"] for r in rows), 2),
+        "answerable": bool(item["answers"]),
+        "em": best_over_golds(exact_match, row["prediction"], golds),
+        "f1": best_over_golds(token_f1, row["prediction"], golds),
     }
+
+
+def score_hotpot(item: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "em": best_over_golds(exact_match, row["prediction"], item["answers"]),
+        "f1": best_over_golds(token_f1, row["prediction"], item["answers"]),
+    }
+
+
+def score_rgb(item: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "correct": float(contains_answer(row["prediction"], item["parts"])),
+        "fooled": float(contains_answer(row["prediction"], [[item["fake"]]])),
+        "says_conflict": float(mentions_conflict(row["text"])),
+    }
+
+
+SETS: dict[str, tuple[Callable[..., list[dict[str, Any]]], Callable[..., dict[str, Any]]]] = {
+    "squad-v2": (squad_items, score_squad),
+    "hotpotqa": (hotpot_items, score_hotpot),
+    "rgb": (rgb_items, score_rgb),
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else float("nan")
+
+
+def summarise(set_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The table's cells for one generator on one set (percentages for EM/F1, shares for the rest)."""
+    mean = lambda xs: round(100 * statistics.fmean(xs), 1) if xs else float("nan")  # noqa: E731
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "seconds_p50": percentile([r["seconds"] for r in rows], 0.5),
+        "seconds_p95": percentile([r["seconds"] for r in rows], 0.95),
+        "ttft_p50": percentile([r["ttft"] for r in rows], 0.5),
+    }
+    if set_name in ("squad-v2", "hotpotqa"):
+        out.update(em=mean([r["em"] for r in rows]), f1=mean([r["f1"] for r in rows]))
+    if set_name == "squad-v2":
+        scores = abstention_scores([r["abstained"] for r in rows], [r["answerable"] for r in rows])
+        out.update({f"abstain_{k}": (round(v, 2) if v is not None else None) for k, v in scores.items()})
+        out["f1_answerable"] = mean([r["f1"] for r in rows if r["answerable"]])
+    if set_name == "rgb":
+        for key in ("correct", "fooled", "says_conflict"):
+            out[key] = round(statistics.fmean(r[key] for r in rows), 2) if rows else float("nan")
+    return out
+
+
+def run_set(
+    set_name: str, items: list[dict[str, Any]], generator: Any | None, out: Path, max_new_tokens: int
+) -> list[dict[str, Any]]:
+    """Answers the items not yet in ``out`` (appending each row), then returns the rows in item order.
+
+    With ``generator=None`` nothing is generated: the rows already written are returned (an interrupted run
+    summarised as far as it got, always a prefix of the same seeded sample).
+    """
+    _, scorer = SETS[set_name]
+    done = {}
+    if out.exists():
+        done = {r["id"]: r for r in map(json.loads, out.read_text().splitlines()) if r}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as sink:
+        for i, item in enumerate(items, 1):
+            if item["id"] in done:
+                continue
+            if generator is None:
+                break
+            row = answer(item, generator, max_new_tokens)
+            row.update(scorer(item, row))
+            done[item["id"]] = row
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            print(f"{generator.name} {set_name} {i}/{len(items)} {row['seconds']:.1f}s {row['prediction'][:60]!r}", flush=True)
+    return [done[item["id"]] for item in items if item["id"] in done]
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The README's markdown table: one row per generator."""
+    lines = [
+        "| generator | SQuAD v2.0 EM / F1 | abstention P / R / F1 | HotpotQA EM / F1 | RGB correct / fooled / says conflict "
+        "| answer s p50 / p95 | first token s p50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, sets in results.items():
+        squad, hotpot, rgb = sets.get("squad-v2", {}), sets.get("hotpotqa", {}), sets.get("rgb", {})
+        every = [r for s in sets.values() for r in s.get("rows", [])]
+        lines.append(
+            f"| {name} | {squad.get('em')} / {squad.get('f1')} | {squad.get('abstain_precision')} / "
+            f"{squad.get('abstain_recall')} / {squad.get('abstain_f1')} | {hotpot.get('em')} / {hotpot.get('f1')} | "
+            f"{rgb.get('correct')} / {rgb.get('fooled')} / {rgb.get('says_conflict')} | "
+            f"{percentile([r['seconds'] for r in every], 0.5)} / {percentile([r['seconds'] for r in every], 0.95)} | "
+            f"{percentile([r['ttft'] for r in every], 0.5)} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generators", nargs="+", default=GENERATORS)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
-    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--hotpot", type=Path, default=DEFAULT_HOTPOT)
+    parser.add_argument("--rgb", type=Path, default=DEFAULT_RGB)
+    parser.add_argument("--squad-n", type=int, default=200)
+    parser.add_argument("--hotpot-n", type=int, default=100)
+    parser.add_argument("--rgb-n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--distractors", type=int, default=4)
-    parser.add_argument("--generators", nargs="+", default=["smollm2-135m", "gemma3-270m"])
-    parser.add_argument("--home", type=Path, default=None, help="Tessera home (for the model cache)")
-    parser.add_argument("--out", type=Path, default=Path("eval/results/generator_choice.json"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a setting, e.g. models.runtime=transformers")
+    parser.add_argument("--out", type=Path, default=Path("eval/results/generator-choice"))
+    parser.add_argument("--summarise-only", action="store_true", help="tabulate the rows written so far; generate nothing")
     args = parser.parse_args()
 
-    settings = Settings(**({"home": str(args.home)} if args.home else {}))
-    items = sample_items(args.squad, args.n, args.seed, args.distractors)
-    results: dict[str, Any] = {"n": args.n, "seed": args.seed, "distractors": args.distractors, "models": {}}
+    from assistant.config import parse_overrides
+
+    settings = Settings(**parse_overrides(args.overrides))
+    sources = {"squad-v2": args.squad, "hotpotqa": args.hotpot, "rgb": args.rgb}
+    sizes = {"squad-v2": args.squad_n, "hotpotqa": args.hotpot_n, "rgb": args.rgb_n}
+    samples = {s: SETS[s][0](sources[s], sizes[s], args.seed) for s in args.sets}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for name in args.generators:
-        generator = create_generator(settings, name)
-        generator.generate(build_messages("warm up?", []), max_new_tokens=1)  # load outside the timing
-        rows = [score(item, generator, settings) for item in items]
-        results["models"][name] = {"summary": summarise(rows), "rows": rows}
-        print(name, json.dumps(results["models"][name]["summary"]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print("\n| generator | EM (all) | F1 (all) | EM answerable | F1 answerable | abstains on unanswerable | abstains on answerable | s/question (p50) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, res in results["models"].items():
-        s = res["summary"]
-        print(
-            f"| {name} | {s['em_all']} | {s['f1_all']} | {s['em_answerable']} | {s['f1_answerable']} | "
-            f"{s['abstain_on_unanswerable']} | {s['abstain_on_answerable']} | {s['seconds_p50']} |"
-        )
+        generator = None
+        if not args.summarise_only:
+            generator = create_generator(settings, name)
+            generator.generate(build_messages("warm up?", []), max_new_tokens=1)  # load outside the timing
+        results[name] = {}
+        for set_name in args.sets:
+            rows = run_set(set_name, samples[set_name], generator, args.out / name / f"{set_name}.jsonl", settings.models.max_new_tokens)
+            results[name][set_name] = {**summarise(set_name, rows), "rows": rows}
+            print(name, set_name, json.dumps(summarise(set_name, rows)), flush=True)
+    summary = {n: {s: {k: v for k, v in r.items() if k != "rows"} for s, r in sets.items()} for n, sets in results.items()}
+    (args.out / "summary.json").write_text(json.dumps({"settings": settings.model_dump(mode="json"), "results": summary}, indent=2))
+    print()
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ class CachedGenerator(Generator):
             )
 
     def _key(self, messages: Sequence[Message], max_new_tokens: int, stop: Sequence[str]) -> str:
-        data = [self.name, [(m.role, m.content) for m in messages], max_new_tokens, list(stop)]
+        # The backend class too: one model name answers differently on llama.cpp and on transformers.
+        data = [self.name, type(self.inner).__name__, [(m.role, m.content) for m in messages], max_new_tokens, list(stop)]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
     def close(self) -> None:

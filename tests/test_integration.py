@@ -31,7 +31,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def assistant(home: Path):
-    settings = Settings(home=home)
+    # Attention sorting is not the default (it costs a prefill); these tests check that it runs on the real model.
+    settings = Settings(home=home, context={"order": "attention"})
     bot = Assistant(settings)
     with DocStore(settings.docstore_path) as docstore:
         report = Ingestor(settings, bot.embedder, bot.store, docstore).ingest_paths([GUIDE], progress=False)
@@ -103,7 +104,7 @@ def test_hybrid_retrieval_finds_an_exact_setting_name(assistant: Assistant) -> N
 
 
 def test_generator_streams_the_same_text_and_reloads_from_cache(home: Path) -> None:
-    settings = Settings(home=home)
+    settings = Settings(home=home, models={"runtime": "transformers"})
     messages = [Message("system", "Be brief."), Message("user", "Name a colour.")]
     first = create_generator(settings, "smollm2-135m")
     whole = first.generate(messages, max_new_tokens=12)

