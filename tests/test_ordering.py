@@ -154,3 +154,12 @@ def test_adaptive_k_cuts_at_the_largest_gap(scores, k) -> None:
 def test_adaptive_k_respects_bounds() -> None:
     assert adaptive_k([0.9, 0.5, 0.45, 0.4], min_k=2) == 2
     assert adaptive_k([0.8, 0.78, 0.76, 0.1], max_k=2) == 2
+
+
+def test_source_spans_are_found_in_order() -> None:
+    from assistant.models.attention import source_spans
+
+    prompt = "Sources:\n[1] a: same\n[2] b: same\nQuestion: q"
+    assert source_spans(prompt, ["[1] a: same", "[2] b: same"]) == [(9, 20), (21, 32)]
+    with pytest.raises(ValueError, match="not found"):
+        source_spans(prompt, ["[2] b: same", "[1] a: same"])  # out of order: the second is not after the first

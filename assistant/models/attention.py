@@ -22,6 +22,22 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def source_spans(prompt: str, sources: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans of each source block in the rendered prompt, found in order.
+
+    Raises:
+        ValueError: A source does not occur (after the previous one) in the prompt.
+    """
+    spans, cursor = [], 0
+    for source in sources:
+        start = prompt.find(source, cursor)
+        if start < 0:
+            raise ValueError(f"source not found in the prompt: {source[:60]!r}")
+        spans.append((start, start + len(source)))
+        cursor = start + len(source)
+    return spans
+
+
 def full_attention_layers(config: Any) -> list[int]:
     """Indices of the layers whose attention spans the whole prompt."""
     count = config.num_hidden_layers

@@ -169,6 +169,7 @@ class LlamaCppGenerator(Generator):
         Read from llama.cpp's own attention (`assistant.models.llama_attention`) over the same weights
         that answer, in a second context without flash attention.
         """
+        from assistant.models.attention import source_spans
         from assistant.models.llama_attention import AttentionReader
 
         llama = self.load()
@@ -176,13 +177,7 @@ class LlamaCppGenerator(Generator):
             if self._attention is None:
                 self._attention = AttentionReader(llama, self.path, self.context_tokens, self.threads)
         prompt = self.render(messages)
-        spans, cursor = [], 0
-        for source in sources:
-            start = prompt.find(source, cursor)
-            if start < 0:
-                raise ValueError(f"source not found in the prompt: {source[:60]!r}")
-            spans.append((start, start + len(source)))
-            cursor = start + len(source)
+        spans = source_spans(prompt, sources)
         with self._lock:
             return self._attention.span_attention(self.tokenize(prompt), prompt, spans)
 

@@ -153,17 +153,11 @@ class TransformersGenerator(Generator):
         Raises:
             ValueError: A source does not occur in the rendered prompt.
         """
-        from assistant.models.attention import span_attention
+        from assistant.models.attention import source_spans, span_attention
 
         model, tokenizer = self.load()
         prompt = self.render(messages)
-        spans, cursor = [], 0
-        for source in sources:
-            start = prompt.find(source, cursor)
-            if start < 0:
-                raise ValueError(f"source not found in the prompt: {source[:60]!r}")
-            spans.append((start, start + len(source)))
-            cursor = start + len(source)
+        spans = source_spans(prompt, sources)
         return span_attention(model, tokenizer, prompt, spans, add_special_tokens=not self.has_chat_template)
 
     # -- generation ------------------------------------------------------------------------------
