@@ -280,6 +280,9 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a setting, e.g. models.runtime=transformers")
     parser.add_argument("--out", type=Path, default=Path("eval/results/generator-choice"))
     parser.add_argument("--summarise-only", action="store_true", help="tabulate the rows written so far; generate nothing")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="answer only the first N questions of each set's sample (a prefix of the same sample)"
+    )
     args = parser.parse_args()
 
     from assistant.config import parse_overrides
@@ -287,7 +290,7 @@ def main() -> None:
     settings = Settings(**parse_overrides(args.overrides))
     sources = {"squad-v2": args.squad, "hotpotqa": args.hotpot, "rgb": args.rgb}
     sizes = {"squad-v2": args.squad_n, "hotpotqa": args.hotpot_n, "rgb": args.rgb_n}
-    samples = {s: SETS[s][0](sources[s], sizes[s], args.seed) for s in args.sets}
+    samples = {s: SETS[s][0](sources[s], sizes[s], args.seed)[: args.limit] for s in args.sets}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for name in args.generators:
         generator = None

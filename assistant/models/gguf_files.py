@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from assistant.models.base import ModelError
 
 _CHUNK = 8 << 20
@@ -106,13 +108,17 @@ def ensure_joined(model: PartedGGUF, folder: Path) -> Path:
     # Named per process: two processes joining at once each write their own copy and rename it atomically.
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
+    paths = [model.part_path(i) for i in range(1, model.parts + 1)]  # every part present before writing
+    # First use only (about half a minute); the bar shows on a terminal's stderr and stays off elsewhere.
+    bar = tqdm(total=model.size, unit="B", unit_scale=True, desc=f"joining {model.title}", disable=None, leave=False)
     try:
-        with partial.open("wb") as out:
-            for i in range(1, model.parts + 1):
-                with model.part_path(i).open("rb") as part:
+        with partial.open("wb") as out, bar:
+            for path in paths:
+                with path.open("rb") as part:
                     while chunk := part.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
+                        bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
         _check(model, partial, digest.hexdigest())

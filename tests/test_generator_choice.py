@@ -1,0 +1,53 @@
+"""eval/generator_choice.py: the samples each set draws, scoring, resuming, and the summary (fake models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from assistant.models.fake import FakeGenerator
+from eval.generator_choice import PASSAGES, hotpot_items, rgb_items, run_set, squad_items, summarise, table
+from tests.conftest import dev_data
+
+
+def test_squad_items_hold_the_gold_paragraph_among_four() -> None:
+    path = dev_data("squad/dev-v2.0.rebuilt.json")
+    items = squad_items(path, 5, seed=3)
+    assert items == squad_items(path, 5, seed=3)  # seeded
+    contexts = {p["context"] for a in json.loads(path.read_text())["data"] for p in a["paragraphs"]}
+    for item in items:
+        assert len(item["contexts"]) == PASSAGES and all(text in contexts for _, text in item["contexts"])
+        for answer in item["answers"]:
+            assert any(answer in text for _, text in item["contexts"])
+
+
+def test_hotpot_items_hold_both_supporting_paragraphs() -> None:
+    path = dev_data("hotpotqa-musique/hotpotqa_train.json")
+    rows = {r["_id"]: r for r in json.loads(path.read_text())}
+    for item in hotpot_items(path, 5, seed=0):
+        gold = {t for t, _ in rows[item["id"]]["supporting_facts"]}
+        assert gold <= {t for t, _ in item["contexts"]} and len(item["contexts"]) == PASSAGES
+
+
+def test_rgb_items_mix_true_falsified_and_noise() -> None:
+    for item in rgb_items(dev_data("rgb/en_fact.json"), 10, seed=0):
+        assert item["kinds"].count("false") == 1 and 1 <= item["kinds"].count("true") <= 2
+        assert len(item["contexts"]) == PASSAGES and item["fake"] and item["parts"]
+
+
+def test_run_set_scores_resumes_and_summarises(tmp_path: Path) -> None:
+    items = [
+        {"id": "a", "question": "Where?", "answers": ["Paris"], "contexts": [("T", "Paris is in France.")]},
+        {"id": "b", "question": "Who?", "answers": [], "contexts": [("T", "Nothing here.")]},
+    ]
+    out = tmp_path / "rows.jsonl"
+    assert run_set("squad-v2", items, None, out, 16) == []  # summarise-only: nothing generated yet
+    generator = FakeGenerator(["Paris [1]", "The documents don't say."])
+    rows = run_set("squad-v2", items, generator, out, 16)
+    assert [r["em"] for r in rows] == [1.0, 1.0] and rows[1]["abstained"] and not rows[0]["abstained"]
+    assert len(generator.calls) == 2
+    again = FakeGenerator(["never asked"])
+    assert run_set("squad-v2", items, again, out, 16) == rows and not again.calls  # resumed from the file
+    summary = summarise("squad-v2", rows)
+    assert summary["em"] == 100.0 and summary["abstain_f1"] == 1.0 and summary["n"] == 2
+    assert "| fake |" in table({"fake": {"squad-v2": {**summary, "rows": rows}}})
