@@ -71,6 +71,15 @@ def weight_bytes(generator: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries that high-water mark
+    across exec from the parent, whose bandwidth buffers (2 GB) would mask every child's own peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def measure_one(model: str, runtime: str, repeats: int, overrides: list[str]) -> dict[str, Any]:
     """One model on one runtime, in this process: load, prefill and decode rates, peak RSS."""
     settings = Settings(**parse_overrides([f"models.runtime={runtime}", *overrides]))
@@ -78,10 +87,14 @@ def measure_one(model: str, runtime: str, repeats: int, overrides: list[str]) ->
     began = time.perf_counter()
     generator.generate([Message("user", "Hi")], max_new_tokens=1)
     load = time.perf_counter() - began
+    if repeats == 0:  # only load (transformers writes its dequantised copy, outside the timed runs)
+        return {"model": model, "runtime": runtime, "load_s": round(load, 2)}
     messages = rag_prompt()
     prompt_tokens = _prompt_tokens(generator, messages)
     prefill, decode = [], []
     for _ in range(repeats):
+        if hasattr(generator, "tokenize"):
+            generator.load().reset()  # llama.cpp would reuse the identical prompt's cached keys and values
         began = time.perf_counter()
         first, pieces = None, []
         for piece in generator.stream(messages, max_new_tokens=128):
@@ -102,7 +115,7 @@ def measure_one(model: str, runtime: str, repeats: int, overrides: list[str]) ->
         "prefill_tok_s": round(statistics.median(prefill), 1),
         "decode_tok_s": round(statistics.median(decode), 1),
         "weight_mb": round(weight_bytes(generator) / 1e6),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
