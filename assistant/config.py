@@ -33,9 +33,9 @@ class ModelSettings(_Section):
 
     embedder: str = "minilm"
     """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``fake``."""
-    generator: str = "qwen2.5-coder-0.5b"
-    """Generator: ``qwen2.5-coder-0.5b`` (bundled; the default, chosen by ``eval/generator_choice.py``, see the
-    README), ``qwen2.5-coder-1.5b``, ``gemma3-270m``, ``smollm2-135m`` (bundled), ``transformers:<hub id or
+    generator: str = "gemma3-270m"
+    """Generator: ``gemma3-270m`` (bundled; the default, chosen by ``eval/generator_choice.py``, see the README),
+    ``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``, ``smollm2-135m`` (bundled), ``transformers:<hub id or
     folder>``, ``openai:<model name>`` (an OpenAI-compatible endpoint, see ``openai_base_url``) or ``fake``."""
     runtime: Literal["llama.cpp", "transformers"] = "llama.cpp"
     """What runs the bundled GGUF generators: ``llama.cpp`` (reads the 4-bit weights as stored; several times
@@ -166,11 +166,10 @@ class QuerySettings(_Section):
 class ContextSettings(_Section):
     """What the generator is shown, and in which order."""
 
-    order: Literal["attention", "retrieval", "reversed"] = "reversed"
-    """``reversed``: best-scored source last, nearest the question (the default: free, and as good as one
-    round of attention sorting when retrieval ranks the answer first, docs/EVALUATION.md §5); ``attention``:
-    attention sorting (most attended source last; local generators, llama.cpp or transformers — it costs one
-    more prefill of the prompt; endpoints get best-scored last); ``retrieval``: best first."""
+    order: Literal["attention", "retrieval", "reversed"] = "attention"
+    """``attention``: attention sorting (most attended source last, nearest the question; local generators,
+    llama.cpp or transformers — it costs one more prefill of the prompt; endpoints get best-scored last);
+    ``retrieval``: best first; ``reversed``: best last."""
     sort_rounds: int = Field(1, ge=1, le=5)
     """Attention-sorting rounds (each is one forward pass over the prompt)."""
     unit: Literal["passage", "proposition"] = "passage"

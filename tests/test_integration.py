@@ -31,8 +31,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def assistant(home: Path):
-    # Attention sorting is not the default (it costs a prefill); these tests check that it runs on the real model.
-    settings = Settings(home=home, context={"order": "attention"})
+    settings = Settings(home=home)
     bot = Assistant(settings)
     with DocStore(settings.docstore_path) as docstore:
         report = Ingestor(settings, bot.embedder, bot.store, docstore).ingest_paths([GUIDE], progress=False)
