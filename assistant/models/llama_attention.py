@@ -92,7 +92,10 @@ class AttentionReader:
         params.cb_eval = self._callback
         params.cb_eval_user_data = None
         params.no_perf = True
-        self._ctx = llama_cpp.llama_init_from_model(llama.model, params)
+        from assistant.models.llama_cpp import quiet_native_output
+
+        with quiet_native_output():
+            self._ctx = llama_cpp.llama_init_from_model(llama.model, params)
         if not self._ctx:
             raise ModelError(f"llama.cpp could not create a context to measure attention for {path}")
         self.context_tokens = context_tokens

@@ -12,7 +12,9 @@ tokenised with special tokens parsed; document text cannot smuggle a control tok
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +22,25 @@ from typing import Any
 
 from assistant.models.base import Generator, Message, ModelError
 from assistant.models.chat_template import ChatTemplate
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Silences what llama.cpp writes straight to file descriptor 2 while it loads a model or a context.
+
+    Even with ``verbose=False`` it prints notices there (one about the sliding-window cache on every Gemma
+    context), which would land in the middle of a CLI answer. Only stderr is redirected, never stdout (the
+    terminal chat draws there from another thread); failures still surface as exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def default_threads() -> int:
@@ -99,14 +120,15 @@ class LlamaCppGenerator(Generator):
         if not path.is_file():
             raise ModelError(f"{self.name}: model file {path} does not exist")
         try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=self.context_tokens,
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                n_batch=512,
-                verbose=False,
-            )
+            with quiet_native_output():
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self.context_tokens,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    n_batch=512,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
         source = llama.metadata.get("tokenizer.chat_template")
