@@ -10,7 +10,7 @@ PY=${PYTHON:-python3}
 # published as source only: the first install compiles it for this CPU (-march=native; about 20 minutes on
 # two cores, multimodal support left out), later ones reuse the wheel pip keeps in its cache.
 if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
-  echo "Building llama-cpp-python for this CPU (first install only; about 20 minutes on 2 cores)..." >&2
+  echo "Installing llama-cpp-python (a machine's first install compiles it for this CPU: 12-20 minutes on 2 cores)..." >&2
   CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF" .venv/bin/pip install --quiet -c constraints.txt "llama-cpp-python==0.3.36"
 fi
 .venv/bin/pip install --quiet -c constraints.txt -e ".[dev]"
