@@ -172,3 +172,13 @@ def test_openai_generator_against_a_real_llama_cpp_server(qwen: LlamaCppGenerato
     # The server gone: a clear error naming the setting, never a silent fallback to another model.
     with pytest.raises(ModelError, match="could not reach the endpoint.*openai_base_url"):
         remote.generate([Message("user", "x")], max_new_tokens=2)
+
+
+def test_native_notices_are_silenced_and_stderr_restored(capfd: pytest.CaptureFixture[str]) -> None:
+    from assistant.models.llama_cpp import quiet_native_output
+
+    with quiet_native_output():
+        os.write(2, b"llama.cpp notice\n")
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "llama.cpp notice" not in err and "after" in err
