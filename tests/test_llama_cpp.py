@@ -175,7 +175,7 @@ def test_openai_generator_against_a_real_llama_cpp_server(qwen: LlamaCppGenerato
 
 
 def test_native_notices_are_silenced_and_stderr_restored(capfd: pytest.CaptureFixture[str]) -> None:
-    from assistant.models.llama_cpp import quiet_native_output
+    from assistant.models.native_output import quiet_native_output
 
     with quiet_native_output():
         os.write(2, b"llama.cpp notice\n")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from assistant.models.base import ModelError
+from assistant.models.native_output import quiet_native_output
 
 _MAX_DIMS, _MAX_OP_PARAMS, _MAX_SRC, _MAX_NAME = 4, 64, 10, 64
 _GGML_TYPE_F32 = 0
@@ -92,8 +93,6 @@ class AttentionReader:
         params.cb_eval = self._callback
         params.cb_eval_user_data = None
         params.no_perf = True
-        from assistant.models.llama_cpp import quiet_native_output
-
         with quiet_native_output():
             self._ctx = llama_cpp.llama_init_from_model(llama.model, params)
         if not self._ctx:

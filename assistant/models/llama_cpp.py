@@ -12,9 +12,7 @@ tokenised with special tokens parsed; document text cannot smuggle a control tok
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,25 +20,7 @@ from typing import Any
 
 from assistant.models.base import Generator, Message, ModelError
 from assistant.models.chat_template import ChatTemplate
-
-
-@contextlib.contextmanager
-def quiet_native_output() -> Iterator[None]:
-    """Silences what llama.cpp writes straight to file descriptor 2 while it loads a model or a context.
-
-    Even with ``verbose=False`` it prints notices there (one about the sliding-window cache on every Gemma
-    context), which would land in the middle of a CLI answer. Only stderr is redirected, never stdout (the
-    terminal chat draws there from another thread); failures still surface as exceptions.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from assistant.models.native_output import quiet_native_output
 
 
 def default_threads() -> int:
