@@ -65,20 +65,39 @@ class PassageSplitter:
         cuts = {int(s[0]) for s in sections} | {int(p[0]) for p in pages}
         bounds = [0, *sorted(c for c in cuts if 0 < c < len(text)), len(text)]
         passages: list[Passage] = []
+        # A heading with no body of its own ("# Festival" straight above "## Tickets") is never a passage
+        # alone: it would match questions about its topic and crowd out the text that answers them. It joins
+        # the next part that has a body, as a breadcrumb in that part's heading ("Festival › Tickets").
+        pending: tuple[int, list[str]] | None = None  # where waiting headings start, and their texts
         for lo, hi in zip(bounds, bounds[1:]):
-            for span in self._pack(text, self._sentences(text, lo, hi)):
-                chunk = text[span.start : span.end]
+            heading = _heading_at(sections, lo)
+            if _heading_only(text[lo:hi], heading):
+                if heading:
+                    start, waiting = pending or (lo, [])
+                    pending = (start, [*waiting, heading])
+                continue
+            waiting = pending[1] if pending else []
+            for n, span in enumerate(self._pack(text, self._sentences(text, lo, hi))):
+                start = pending[0] if pending and n == 0 else span.start
+                own = _heading_at(sections, span.start)
                 passages.append(
                     Passage(
                         id=f"{document.id}:{len(passages)}",
                         doc_id=document.id,
-                        text=chunk,
-                        start=span.start,
+                        text=text[start : span.end],
+                        start=start,
                         end=span.end,
                         page=_page_at(pages, span.start),
-                        heading=_heading_at(sections, span.start),
+                        heading=" › ".join([*waiting, own]) if own else (" › ".join(waiting) or None),
                     )
                 )
+            pending = None
+        if pending and not passages:  # a document that is only headings is still indexed, not lost
+            start, waiting = pending
+            end = len(text.rstrip())
+            passages.append(
+                Passage(f"{document.id}:0", document.id, text[start:end], start, end, _page_at(pages, start), " › ".join(waiting))
+            )
         return passages
 
     def _sentences(self, text: str, lo: int, hi: int) -> Iterator[_Span]:
@@ -133,6 +152,12 @@ class PassageSplitter:
             size += tokens
         if window:
             yield _Span(window[0][0].start, window[-1][0].end)
+
+
+def _heading_only(part: str, heading: str | None) -> bool:
+    """True when ``part`` has no words beyond its heading (Markdown's ``#`` marks and spacing aside)."""
+    body = part.replace(heading, "", 1) if heading else part
+    return not re.search(r"\w", body)
 
 
 def _page_at(pages: list[list[int]], offset: int) -> int | None:

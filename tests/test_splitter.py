@@ -60,6 +60,26 @@ def test_sections_start_new_passages_and_carry_headings() -> None:
     assert passages[1].text.startswith("# Usage")
 
 
+def test_a_heading_without_body_joins_the_next_part_never_a_passage_alone() -> None:
+    text = "# Kelvaro Lantern Festival\n\n## Tickets\nA ticket costs 12 euros.\n## Boats\nBoats sail at dusk."
+    tickets, boats = text.index("## Tickets"), text.index("## Boats")
+    passages = PassageSplitter(count_tokens=lambda s: len(s.split())).split(
+        doc(text, sections=[[0, "Kelvaro Lantern Festival"], [tickets, "Tickets"], [boats, "Boats"]])
+    )
+    assert [p.heading for p in passages] == ["Kelvaro Lantern Festival › Tickets", "Boats"]
+    assert passages[0].text == text[: boats - 1] and passages[0].start == 0  # the heading's text joins the body
+    assert all(text[p.start : p.end] == p.text for p in passages)
+
+
+def test_trailing_heading_is_dropped_and_a_headings_only_document_kept() -> None:
+    text = "# Notes\nSome text here.\n# Empty"
+    empty = text.index("# Empty")
+    passages = PassageSplitter().split(doc(text, sections=[[0, "Notes"], [empty, "Empty"]]))
+    assert [p.heading for p in passages] == ["Notes"]
+    only = PassageSplitter().split(doc("# Title\n## Subtitle", sections=[[0, "Title"], [8, "Subtitle"]]))
+    assert [(p.text, p.heading) for p in only] == [("# Title\n## Subtitle", "Title › Subtitle")]
+
+
 def test_pages_map_to_passages() -> None:
     text = "Page one text.\n\nPage two text."
     second = text.index("Page two")
