@@ -26,9 +26,27 @@ _ABSTAIN = re.compile(
 )
 
 
+# What is left of an answer once its citation markers and punctuation are gone; empty means no answer.
+_MARKERS_ONLY = re.compile(r"\[\s*\d+\s*\]|[\W_]+")
+
+
 def is_abstention(text: str) -> bool:
-    """True when a generated answer declines to answer (or is empty)."""
-    return not text.strip() or bool(_ABSTAIN.search(text))
+    """True when a generated answer declines to answer, is empty, or is only citation markers ("[1]")."""
+    return not _MARKERS_ONLY.sub("", text) or bool(_ABSTAIN.search(text))
+
+
+def unquote_header(text: str, hits: Sequence[Hit]) -> str:
+    """An answer that starts by copying a source's header (``[2] Oxygen: ...``, the prompt's own layout)
+    keeps the text and cites that source at the end instead: ``... [2]``."""
+    match = re.match(r"\s*\[(\d+)\]\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= len(hits):
+        return text
+    n = int(match.group(1))
+    rest = text[match.end() :]
+    title = (hits[n - 1].title or hits[n - 1].location).strip()
+    if title and rest.lower().startswith(title.lower() + ":"):
+        rest = rest[len(title) + 1 :].strip()
+    return f"{rest.rstrip()} [{n}]" if rest.strip() else text
 
 
 def finish_answer(raw: str, hits: list[Hit], trace: Trace) -> Answer:
@@ -37,7 +55,7 @@ def finish_answer(raw: str, hits: list[Hit], trace: Trace) -> Answer:
         if is_abstention(raw):
             info["abstained"] = True
             return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
-        text, dropped = strip_invalid(clean_answer(raw), len(hits))
+        text, dropped = strip_invalid(unquote_header(clean_answer(raw), hits), len(hits))
         numbers = cited_numbers(text)
         info.update(dropped=dropped, cited=numbers, attributed=False)
         if not numbers:

@@ -133,12 +133,21 @@ def rgb_items(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
 # -- answering and scoring ---------------------------------------------------------------------------
 
 
+def item_hits(item: dict[str, Any]) -> list[Hit]:
+    """The item's passages as the `Hit`s the prompt numbers from 1."""
+    return [Hit(f"{item['id']}:{i}", text, 1.0, title, f"p{i}", title, title) for i, (title, text) in enumerate(item["contexts"])]
+
+
+def finished_fields(raw: str, hits: list[Hit]) -> dict[str, Any]:
+    """What Tessera's answer post-processing makes of the generated text: shown text, scored prediction."""
+    finished = finish_answer(raw, hits, Trace())
+    prediction = "" if finished.abstained else strip_citations(finished.text)
+    return {"text": finished.text, "prediction": prediction, "abstained": finished.abstained}
+
+
 def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[str, Any]:
     """Streams one answer; returns the finished `Answer` fields with time to first token and total time."""
-    hits = [
-        Hit(f"{item['id']}:{i}", text, 1.0, title, f"p{i}", title, title)
-        for i, (title, text) in enumerate(item["contexts"])
-    ]
+    hits = item_hits(item)
     messages = build_messages(item["question"], hits, example=needs_example(generator))
     began = time.perf_counter()
     first, pieces = None, []
@@ -148,14 +157,10 @@ def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[st
         pieces.append(piece)
     seconds = time.perf_counter() - began
     raw = "".join(pieces)
-    finished = finish_answer(raw, hits, Trace())
-    prediction = "" if finished.abstained else strip_citations(finished.text)
     return {
         "id": item["id"],
         "raw": raw,
-        "text": finished.text,
-        "prediction": prediction,
-        "abstained": finished.abstained,
+        **finished_fields(raw, hits),
         "ttft": round(first if first is not None else seconds, 3),
         "seconds": round(seconds, 3),
     }
@@ -224,12 +229,19 @@ def run_set(
     """Answers the items not yet in ``out`` (appending each row), then returns the rows in item order.
 
     With ``generator=None`` nothing is generated: the rows already written are returned (an interrupted run
-    summarised as far as it got, always a prefix of the same seeded sample).
+    summarised as far as it got, always a prefix of the same seeded sample). Rows already written are
+    post-processed and scored again from their raw text (decoding is greedy, so the text is what the model
+    would write again): a change to the answer post-processing applies to every row without regenerating.
     """
     _, scorer = SETS[set_name]
     done = {}
     if out.exists():
         done = {r["id"]: r for r in map(json.loads, out.read_text().splitlines()) if r}
+    for item in items:
+        if item["id"] in done:
+            row = done[item["id"]]
+            row.update(finished_fields(row["raw"], item_hits(item)))
+            row.update(scorer(item, row))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as sink:
         for i, item in enumerate(items, 1):

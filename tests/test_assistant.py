@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.assistant import Assistant, is_abstention
+from assistant.assistant import Assistant, is_abstention, unquote_header
 from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.prompts import ABSTAIN_TEXT, clean_answer
-from assistant.types import Answer
+from assistant.types import Answer, Hit
 from ingestion.docstore import DocStore
 from ingestion.pipeline import Ingestor
 from retrievers.store import open_store
@@ -94,10 +94,26 @@ def test_empty_question_is_an_error(assistant: Assistant) -> None:
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("", True), ("The documents don't say.", True), ("I cannot answer that.", True), ("Paris [1]", False)],
+    [
+        ("", True),
+        ("The documents don't say.", True),
+        ("I cannot answer that.", True),
+        ("[1]", True),  # a citation with no answer is no answer
+        ("[1][2].", True),
+        ("Paris [1]", False),
+        ("1998", False),
+    ],
 )
 def test_is_abstention(text: str, expected: bool) -> None:
     assert is_abstention(text) is expected
+
+
+def test_unquote_header_moves_a_copied_source_header_to_a_trailing_citation() -> None:
+    hits = [Hit("a", "x", 1.0, "a.md", "p1", "d1", "Lake Baikal"), Hit("b", "y", 1.0, "b.md", "p1", "d2", "Oxygen")]
+    assert unquote_header("[2] Oxygen: Plants release it. ", hits) == "Plants release it. [2]"
+    assert unquote_header("[1] 1,642 metres", hits) == "1,642 metres [1]"
+    assert unquote_header("It is 1,642 metres [1]", hits) == "It is 1,642 metres [1]"
+    assert unquote_header("[7] Elsewhere", hits) == "[7] Elsewhere"  # not a source: left for strip_invalid
 
 
 def test_clean_answer() -> None:

@@ -51,3 +51,12 @@ def test_run_set_scores_resumes_and_summarises(tmp_path: Path) -> None:
     summary = summarise("squad-v2", rows)
     assert summary["em"] == 100.0 and summary["abstain_f1"] == 1.0 and summary["n"] == 2
     assert "| fake |" in table({"fake": {"squad-v2": {**summary, "rows": rows}}})
+
+
+def test_rows_written_earlier_are_post_processed_again_from_their_raw_text(tmp_path: Path) -> None:
+    items = [{"id": "b", "question": "Who?", "answers": [], "contexts": [("T", "Nothing here.")]}]
+    out = tmp_path / "rows.jsonl"
+    # A row from an older post-processing that took the bare marker "[1]" for an answer.
+    out.write_text(json.dumps({"id": "b", "raw": "[1]", "text": "[1]", "prediction": "", "abstained": False}) + "\n")
+    (row,) = run_set("squad-v2", items, None, out, 16)
+    assert row["abstained"] and row["text"] == "The documents don't say." and row["em"] == 1.0
