@@ -142,7 +142,7 @@ class QuerySettings(_Section):
     rewrite: bool = True
     """Rewrite a follow-up into standalone queries using the conversation (only when there is one)."""
     rewrites: int = Field(2, ge=1, le=5)
-    """How many standalone rewrites to ask for; all are retrieved and fused."""
+    """How many standalone rewrites to ask for; the usable ones and the question itself are retrieved and fused."""
     hyde: bool = False
     """HyDE: embed LLM-written hypothetical answer passages and average them with the query's embedding
     for the dense leg."""

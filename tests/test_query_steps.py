@@ -17,7 +17,7 @@ from ingestion.pipeline import Ingestor
 from retrievers.csqe import split_sentences
 from retrievers.expansion import COT, FEW_SHOT, ZERO_SHOT
 from retrievers.hybrid import HybridRetriever
-from retrievers.rewrite import ConversationalRewriter
+from retrievers.rewrite import ConversationalRewriter, stands_alone
 from retrievers.sparse import Bm25Encoder, weighted_sum
 from retrievers.store import Store, open_store
 
@@ -158,7 +158,9 @@ def test_a_follow_up_is_rewritten_and_every_rewrite_is_fused(store, fake_embedde
     hits = r.retrieve("and when did she die?", trace, history=history)
     prompt = fake_generator.calls[0][-1].content
     assert "Q: Who was Marie Curie?" in prompt and "Last question: and when did she die?" in prompt
-    assert stage(trace, "embed_query")["variants"] == ["When did Marie Curie die?", "Year of Marie Curie's death"]
+    # The rewrite that is no question is discarded; the user's own follow-up is always searched too.
+    assert stage(trace, "embed_query")["variants"] == ["When did Marie Curie die?", "and when did she die?"]
+    assert stage(trace, "rewrite")["discarded"] == [{"rewrite": "Year of Marie Curie's death", "why": "not a question"}]
     assert r_plan_legs(trace) == ["q0.dense", "q0.bm25", "q1.dense", "q1.bm25"]
     assert stage(trace, "search")["legs"] == 4
     assert "curie" in hits[0].source
@@ -172,6 +174,42 @@ def test_rewriting_a_malformed_reply_keeps_the_follow_up(fake_generator) -> None
     assert variants == ["and when did she die?"]
     assert info["fallback"].startswith("malformed reply")
     assert rewriter.rewrite("Who was Curie?", [], {}) == ["Who was Curie?"]  # a first question is left alone
+
+
+def test_a_question_that_stands_alone_is_not_rewritten(fake_generator) -> None:
+    info: dict = {}
+    history = [Exchange("When is the Kelvaro festival?", "In May [1].")]
+    rewriter = ConversationalRewriter(fake_generator, rewrites=2)
+    assert rewriter.rewrite("Who launched the Sable Wren?", history, info) == ["Who launched the Sable Wren?"]
+    assert info["skipped"] == "the question stands alone" and not fake_generator.calls
+
+
+def test_rewrites_that_drop_the_questions_names_or_answer_it_are_discarded(fake_generator) -> None:
+    fake_generator.enqueue(
+        "Q: When did the Kelvaro festival open its Sable Wren exhibit?\n"
+        "A: The exhibit opened in May.\n"
+        "When did the Kelvaro festival open?\n"
+    )
+    info: dict = {}
+    history = [Exchange("When is the Kelvaro festival?", "In May [1].")]
+    variants = ConversationalRewriter(fake_generator, rewrites=3).rewrite("When did it open the Sable Wren exhibit?", history, info)
+    assert variants == ["When did the Kelvaro festival open its Sable Wren exhibit?", "When did it open the Sable Wren exhibit?"]
+    assert [d["why"] for d in info["discarded"]] == ["not a question", "drops Sable, Wren"]
+
+
+@pytest.mark.parametrize(
+    "question,alone",
+    [
+        ("Who launched the Sable Wren?", True),
+        ("What is the capital of the country that borders Chile?", True),
+        ("and when did she die?", False),
+        ("What did they find there?", False),
+        ("Why?", False),
+        ("What about the second one?", False),
+    ],
+)
+def test_stands_alone(question: str, alone: bool) -> None:
+    assert stands_alone(question) is alone
 
 
 def test_an_identical_question_reuses_its_llm_steps(store, fake_embedder, fake_generator) -> None:
