@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from assistant.citations import cited_numbers, citations_for, strip_invalid, supporting_source, unsupported_claims
+from assistant.citations import cited_numbers, citations_for, strip_invalid
+from assistant.support import SupportChecker
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
 from assistant.models.base import Message
@@ -49,22 +50,45 @@ def unquote_header(text: str, hits: Sequence[Hit]) -> str:
     return f"{rest.rstrip()} [{n}]" if rest.strip() else text
 
 
-def finish_answer(raw: str, hits: list[Hit], trace: Trace) -> Answer:
-    """Turns generated text into an `Answer`: abstention detected, citations checked or attributed."""
+def finish_answer(
+    raw: str,
+    hits: list[Hit],
+    trace: Trace,
+    *,
+    question: str = "",
+    checker: SupportChecker | None = None,
+    on_unsupported: str = "warn",
+) -> Answer:
+    """Turns generated text into an `Answer`: abstention detected, citations checked, support measured.
+
+    Every sentence is checked against the sources it cites (uncited: against all of them) by
+    `SupportChecker`. A citation the model did not write is added only where that check finds the source,
+    never from word overlap alone; an answer nothing supports stays uncited and is shown as unverified.
+    When the main claim (the first sentence) is unsupported, ``on_unsupported="abstain"`` answers
+    "The documents don't say." instead (the trace keeps the withheld text); ``"warn"`` keeps the answer
+    with its unsupported sentences listed.
+    """
     with trace.stage("cite") as info:
         if is_abstention(raw):
             info["abstained"] = True
             return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
         text, dropped = strip_invalid(unquote_header(clean_answer(raw), hits), len(hits))
         numbers = cited_numbers(text)
+        verdicts = (checker or SupportChecker()).check(text, hits, question)
         info.update(dropped=dropped, cited=numbers, attributed=False)
-        if not numbers:
-            source = supporting_source(text, hits)
-            if source is not None:
-                text, numbers = f"{text} [{source}]", [source]
-                info.update(cited=numbers, attributed=True)
-        unsupported = unsupported_claims(text, hits)
+        main = verdicts[0] if verdicts else None
+        if not numbers and main is not None and main.supported and main.source is not None:
+            text, numbers = f"{text} [{main.source}]", [main.source]
+            info.update(cited=numbers, attributed=True)
+        unsupported = [v.sentence for v in verdicts if not v.supported]
+        info["support"] = [
+            {"sentence": v.sentence, "source": v.source, "coverage": round(v.coverage, 2), "missing": list(v.missing), "supported": v.supported}
+            for v in verdicts
+        ]
         info.update(supported=bool(numbers) and not unsupported, unsupported=unsupported)
+        if main is not None and not main.supported and on_unsupported == "abstain":
+            info.update(abstained="unsupported", withheld=text)
+            return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
     return Answer(text, citations_for(numbers, hits), tuple(hits), False, trace, tuple(unsupported))
 
 
@@ -219,7 +243,15 @@ class Assistant:
                 pieces.append(piece)
                 yield piece
             info["raw"] = "".join(pieces)
-        yield finish_answer("".join(pieces), hits, trace)
+        answer = self.settings.answer
+        yield finish_answer(
+            "".join(pieces),
+            hits,
+            trace,
+            question=question,
+            checker=SupportChecker(answer.support_coverage),
+            on_unsupported=answer.unsupported,
+        )
 
     def ask(self, question: str, *, history: Sequence[Exchange] = (), memory: str = "") -> Answer:
         """Answers ``question`` (the last item of `stream`)."""

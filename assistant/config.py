@@ -177,6 +177,18 @@ class ContextSettings(_Section):
     proposition itself."""
 
 
+class AnswerSettings(_Section):
+    """What an answer must rest on before it is shown as supported (`assistant.support`)."""
+
+    unsupported: Literal["warn", "abstain"] = "warn"
+    """When the answer's main claim (its first sentence) is not supported by any source: ``warn`` shows it
+    with a visible warning and no invented citation; ``abstain`` replaces it with "The documents don't say."
+    (the withheld text stays in the trace)."""
+    support_coverage: float = Field(0.6, ge=0.0, le=1.0)
+    """Share of a sentence's own content words (those not already in the question) its source must hold,
+    with every name and number matched exactly."""
+
+
 class MemorySettings(_Section):
     """Conversational memory (MemGAS): turns, session summaries and facts, recalled per user."""
 
@@ -239,6 +251,7 @@ class Settings(BaseSettings):
     query: QuerySettings = QuerySettings()
     context: ContextSettings = ContextSettings()
     memory: MemorySettings = MemorySettings()
+    answer: AnswerSettings = AnswerSettings()
     eval: EvalSettings = EvalSettings()
 
     @field_validator("home")

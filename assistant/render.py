@@ -7,11 +7,32 @@ from typing import Any
 from assistant.types import Answer, Trace, to_dict
 
 
+def support_notes(answer: Answer) -> list[str]:
+    """What every interface shows under an answer about its support (the same truth everywhere).
+
+    An answer with no citation is unverified: the model cited nothing and the support check found no
+    source for it. Otherwise each sentence no source supports is listed; and a citation the model did not
+    write, but the support check found, is said to be so.
+    """
+    if answer.abstained:
+        return []
+    if not answer.citations:
+        searched = f" ({len(answer.contexts)} passages searched)" if answer.contexts else ""
+        return [f"⚠ Unverified: no source supports this answer{searched}."]
+    notes = [f"⚠ Not supported by the sources: {sentence}" for sentence in answer.unsupported]
+    cite = next((s.details for s in reversed(answer.trace.stages) if s.name == "cite"), {})
+    if cite.get("attributed"):
+        numbers = ", ".join(f"[{n}]" for n in cite.get("cited", []))
+        notes.append(f"The model cited no source; {numbers} was found by the support check.")
+    return notes
+
+
 def answer_text(answer: Answer, *, streamed: bool = False, snippet_chars: int = 200) -> str:
-    """The answer (unless it was already streamed) followed by its cited sources."""
+    """The answer (unless it was already streamed), its support notes, then its cited sources."""
     lines = [] if streamed else [answer.text]
     if streamed:
         lines.append("")  # end the streamed line
+    lines += support_notes(answer)
     if answer.citations:
         lines.append("")
         lines.append("Sources:")

@@ -124,7 +124,7 @@ def talkative(env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_chat_plain_answers_each_stdin_line_with_citations(talkative, tmp_path: Path) -> None:
     runner.invoke(app, ["ingest", str(corpus(tmp_path))])
-    result = runner.invoke(app, ["chat", "--plain", "--session", "s1"], input="Which is the deepest lake?\n\nAnd where?\n")
+    result = runner.invoke(app, ["chat", "--plain", "--session", "s1"], input="Which is the deepest lake?\n\nWhich lake is the deepest in the world?\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("It is Lake Baikal [1].") == 2  # two questions, two answers; the blank line skipped
     assert "Sources:" in result.output and "good.md" in result.output
@@ -153,3 +153,14 @@ def test_web_rejects_a_malformed_auth_file(env, tmp_path: Path) -> None:
     bad.write_text("no colon here\n")
     result = runner.invoke(app, ["web", "--auth", str(bad)])
     assert result.exit_code == 2 and "auth.txt" in result.output
+
+
+def test_plain_ask_prints_what_no_source_supports(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake:A ticket cost 1,000 euros.")
+    result = runner.invoke(app, ["ask", "How much did a ticket to the lake cost?"])
+    assert result.exit_code == 0, result.output
+    assert "⚠ Unverified: no source supports this answer" in result.output and "Sources:" not in result.output
+    monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake:Lake Baikal is the deepest lake in the world [1]. It was painted green.")
+    result = runner.invoke(app, ["ask", "Which is the deepest lake?"])
+    assert "⚠ Not supported by the sources: It was painted green." in result.output and "Sources:" in result.output

@@ -136,7 +136,7 @@ async def test_abstention_unsupported_sentences_and_selecting_an_answer(
             await ask(pilot, QUESTION)
             await ask(pilot, "quantum chromodynamics gluon")
             first, second = [v for v in app.query(MessageView) if v.role == "assistant"]
-            assert "⚠ not supported by the sources: It was painted green in 1999." in str(first.content)
+            assert "⚠ Not supported by the sources: It was painted green in 1999." in str(first.content)
             assert second.has_class("abstained") and "(searched 2 passages; none held the answer)" in str(second.content)
             assert app.query_one("#source-list", OptionList).option_count == 0
             await pilot.click(first)

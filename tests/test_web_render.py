@@ -97,6 +97,17 @@ def test_sources_html_without_citations() -> None:
     assert source_choices(None) == []
 
 
+def test_an_answer_nothing_supports_is_a_warning_never_worded_like_an_abstention() -> None:
+    unverified = Answer("1,000 euros", (), (LAKES, TOWERS), False, Trace(), ("1,000 euros",))
+    html = sources_html(unverified)
+    assert "Unverified: no source supports this answer (2 passages searched)" in html and "none held" not in html
+    assert "unverified" in status_html(4, unverified) and "0 sources" not in status_html(4, unverified)
+    partly = make_answer()
+    partly = Answer(partly.text, partly.citations, partly.contexts, False, partly.trace, ("The tower is 330 metres [2].",))
+    assert "Not supported by the sources: The tower is 330 metres [2]." in sources_html(partly)
+    assert "1 sentence unsupported" in status_html(5, partly)
+
+
 def test_trace_html_shows_variants_hyde_expansion_fused_order_and_timings() -> None:
     html = trace_html("How deep is Baikal?", make_answer())
     for expected in (

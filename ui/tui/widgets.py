@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from assistant.render import support_notes
 from assistant.types import Answer, Hit
 
 SOURCES_HINT = "Ask a question: the passages its answer cites appear here."
@@ -66,7 +67,7 @@ class MessageView(Static):
         elif answer.abstained:
             why = f"searched {len(answer.contexts)} passages; none held the answer" if answer.contexts else "nothing is indexed yet: ctrl+p → Ingest files…"
             lines.append(Content.styled(f"({why})", "dim"))
-        lines += [Content.styled(f"⚠ not supported by the sources: {s}", "$text-warning") for s in answer.unsupported]
+        lines += [Content.styled(note, "$text-warning" if note.startswith("⚠") else "dim") for note in support_notes(answer)]
         self.update(Content("\n").join(lines))
 
     def cancel(self) -> None:

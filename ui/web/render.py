@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from assistant.render import retrieval_summary
+from assistant.render import retrieval_summary, support_notes
 from assistant.types import Answer, Hit
 
 _STOPWORDS = frozenset(
@@ -80,7 +80,12 @@ def sources_html(answer: Answer | None, selected: int | None = None) -> str:
     """The cited sources of an answer: one line each, and the selected one's passage with the cited text marked."""
     if answer is None:
         return '<p class="hint">Ask a question: the passages its answer cites appear here.</p>'
+    notes = support_notes(answer)
+    warnings = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    warning_html = f'<div class="unsupported"><ul>{warnings}</ul></div>' if notes else ""
     if not answer.citations:
+        if not answer.abstained:  # an answer nothing supports is a warning, never worded like an abstention
+            return warning_html
         why = (
             f"searched {len(answer.contexts)} passages; none held the answer"
             if answer.contexts
@@ -101,10 +106,7 @@ def sources_html(answer: Answer | None, selected: int | None = None) -> str:
             )
         else:
             parts.append(f'<div class="source" data-n="{citation.n}">{head}</div>')
-    if answer.unsupported:
-        items = "".join(f"<li>{escape(s)}</li>" for s in answer.unsupported)
-        parts.append(f'<div class="unsupported">Not supported by the sources:<ul>{items}</ul></div>')
-    return "".join(parts)
+    return warning_html + "".join(parts)
 
 
 def status_html(turn: int, answer: Answer | None = None, *, failed: bool = False) -> str:
@@ -121,7 +123,10 @@ def status_html(turn: int, answer: Answer | None = None, *, failed: bool = False
     else:
         cited = len(answer.citations)
         seconds = sum(s.seconds for s in answer.trace.stages)
-        text = f"Answered in {seconds:.1f} s · {cited} source{'s' if cited != 1 else ''} cited."
+        support = f"{cited} source{'s' if cited != 1 else ''} cited" if cited else "⚠ unverified: no source supports it"
+        if cited and answer.unsupported:
+            support += f" · ⚠ {len(answer.unsupported)} sentence{'s' if len(answer.unsupported) != 1 else ''} unsupported"
+        text = f"Answered in {seconds:.1f} s · {support}."
     return f'<span class="status" data-done="{turn}">{escape(text)}</span>'
 
 

@@ -1,0 +1,151 @@
+"""Does a retrieved passage support an answer sentence? A lexical entailment check with measured thresholds.
+
+A sentence is checked against the passages it cites (an uncited sentence: against every retrieved passage):
+
+- **names and numbers must match exactly**: every number ("1,642" = "1642") and every capitalised name in
+  the sentence occurs in the passage. A swapped year or person is the commonest confident error, and word
+  overlap alone cannot see it;
+- **content coverage**: the share of the sentence's content words (Porter-stemmed, stopwords dropped) that
+  occur in the passage's best window of ``window`` consecutive sentences reaches ``coverage``.
+
+Words the question already holds are premises, not claims ("How much is a ticket?" → "A ticket costs 12
+euros": only "12" and "euros" need support), so they are not counted. The thresholds were chosen on a
+labelled set built from the dev data (`eval/support_study.py`; docs/EVALUATION.md, "Support check"):
+copied and paraphrased gold answers as supported, swapped names/numbers and RGB's falsified facts as not.
+What a lexical check cannot see — a true sentence of the passage offered as the answer to a question it
+does not answer — is the job of abstention and of a model verifier where one is capable; the study reports
+how often that happens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nltk.stem.porter import PorterStemmer
+
+from assistant.citations import cited_numbers
+from assistant.types import Hit
+
+COVERAGE = 0.6
+"""Default share of a sentence's own content words its passage must hold (chosen in eval/support_study.py)."""
+WINDOW = 3
+"""Default consecutive passage sentences a claim may draw on."""
+
+_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# A sentence ends at . ! ? before a capital, digit or quote; a citation marker after the stop stays with it.
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])|\n+")
+_STOPWORDS = frozenset(
+    """a an the of in on at to for from by with and or but nor not no is are was were be been being am it its
+    this that these those as into onto over under than then so such there here which who whom whose what when
+    where why how do does did done has have had having can could should would will shall may might must i you
+    he she we they them his her their our your my me us him about also only just very more most some any each
+    all both either neither other another same own s t yes""".split()
+)
+_STEMMER = PorterStemmer()
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _STEMMER.stem(word)
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed, lower-cased words of ``text`` without stopwords or citation markers."""
+    return {_stem(w) for w in _WORD.findall(_MARKER.sub(" ", text).lower()) if w not in _STOPWORDS}
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers in ``text``, thousands separators and trailing points dropped ("1,642." → "1642")."""
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(_MARKER.sub(" ", text))}
+
+
+def names_in(sentence: str) -> set[str]:
+    """Lower-cased capitalised words after a sentence's first word (names, places, titles)."""
+    words = _WORD.findall(_MARKER.sub(" ", sentence))
+    return {w.lower() for w in words[1:] if w[:1].isupper() and w.lower() not in _STOPWORDS}
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of an answer or a passage, stripped, empty ones dropped."""
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+@dataclass(frozen=True)
+class Support:
+    """The verdict on one answer sentence.
+
+    Attributes:
+        sentence: The sentence, with its markers.
+        cited: The valid source numbers it cites.
+        source: The source that supports it best (1-based), or None when no passage was checked.
+        coverage: Share of its own content words found in that source's best window (1.0 when it has none).
+        missing: Numbers and names of the sentence that source does not contain.
+        supported: Whether it passed.
+    """
+
+    sentence: str
+    cited: tuple[int, ...]
+    source: int | None
+    coverage: float
+    missing: tuple[str, ...]
+    supported: bool
+
+
+class SupportChecker:
+    """Checks each sentence of an answer against the passages it cites.
+
+    Args:
+        coverage: Share of a sentence's own content words its passage must hold.
+        window: Consecutive passage sentences a sentence may draw on.
+    """
+
+    def __init__(self, coverage: float = COVERAGE, window: int = WINDOW) -> None:
+        if not 0.0 <= coverage <= 1.0:
+            raise ValueError(f"coverage must be in [0, 1], got {coverage}")
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.coverage = coverage
+        self.window = window
+
+    def check(self, answer: str, hits: Sequence[Hit], question: str = "") -> list[Support]:
+        """One `Support` per sentence of ``answer``, in order."""
+        given = content_words(question)
+        given_names = {w.lower() for w in _WORD.findall(question)}
+        return [self.check_sentence(s, hits, given, given_names) for s in sentences(answer)]
+
+    def check_sentence(
+        self, sentence: str, hits: Sequence[Hit], given: set[str] = frozenset(), given_names: set[str] = frozenset()
+    ) -> Support:
+        """The verdict on one sentence: against its cited sources, or (uncited) against every source."""
+        cited = tuple(n for n in cited_numbers(sentence) if 1 <= n <= len(hits))
+        candidates = cited or tuple(range(1, len(hits) + 1))
+        words = content_words(sentence) - given
+        exact = (numbers_in(sentence) | names_in(sentence)) - given_names
+        best: Support | None = None
+        for n in candidates:
+            coverage, missing = self._score(words, exact, hits[n - 1].text)
+            verdict = Support(sentence, cited, n, coverage, missing, not missing and coverage >= self.coverage)
+            if best is None or (verdict.supported, -len(missing), coverage) > (best.supported, -len(best.missing), best.coverage):
+                best = verdict
+        if best is None:  # no passage to check against: nothing supports it
+            return Support(sentence, cited, None, 0.0, tuple(sorted(exact)), False)
+        return best
+
+    def _score(self, words: set[str], exact: set[str], passage: str) -> tuple[float, tuple[str, ...]]:
+        lowered = _MARKER.sub(" ", passage).lower()
+        passage_words = {w.lower() for w in _WORD.findall(lowered)}
+        passage_numbers = numbers_in(passage)
+        missing = tuple(sorted(e for e in exact if e not in passage_numbers and e not in passage_words))
+        if not words:
+            return 1.0, missing
+        units = [content_words(s) for s in sentences(passage)] or [set()]
+        best = 0
+        for start in range(len(units)):
+            window = set().union(*units[start : start + self.window])
+            best = max(best, len(words & window))
+        return best / len(words), missing
