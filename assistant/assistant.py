@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from assistant.citations import cited_numbers, citations_for, strip_invalid
+from assistant.citations import cited_numbers, citations_for, recite, strip_invalid
 from assistant.support import SupportChecker
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
@@ -75,6 +75,13 @@ def finish_answer(
         text, dropped = strip_invalid(unquote_header(clean_answer(raw), hits), len(hits))
         numbers = cited_numbers(text)
         verdicts = (checker or SupportChecker()).check(text, hits, question)
+        # A fact the model read in one source and numbered as another cites the source that holds it.
+        recited = [v for v in verdicts if v.supported and v.cited and v.source not in v.cited]
+        for v in recited:
+            text = text.replace(v.sentence, recite(v.sentence, v.source), 1)
+        if recited:
+            numbers = cited_numbers(text)
+            info["recited"] = [{"sentence": v.sentence, "cited": list(v.cited), "found": v.source} for v in recited]
         info.update(dropped=dropped, cited=numbers, attributed=False)
         main = verdicts[0] if verdicts else None
         if not numbers and main is not None and main.supported and main.source is not None:

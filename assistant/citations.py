@@ -39,3 +39,8 @@ def strip_invalid(text: str, n_sources: int) -> tuple[str, list[int]]:
 def citations_for(numbers: Sequence[int], hits: Sequence[Hit]) -> tuple[Citation, ...]:
     """Maps valid source numbers to `Citation` objects."""
     return tuple(Citation(n, hits[n - 1]) for n in numbers if 1 <= n <= len(hits))
+
+
+def recite(sentence: str, n: int) -> str:
+    """``sentence`` with every citation marker pointing at source ``n`` instead."""
+    return _MARKER.sub(f"[{n}]", sentence)

@@ -21,6 +21,9 @@ def support_notes(answer: Answer) -> list[str]:
         return [f"⚠ Unverified: no source supports this answer{searched}."]
     notes = [f"⚠ Not supported by the sources: {sentence}" for sentence in answer.unsupported]
     cite = next((s.details for s in reversed(answer.trace.stages) if s.name == "cite"), {})
+    for fixed in cite.get("recited", []):
+        was = ", ".join(f"[{n}]" for n in fixed["cited"])
+        notes.append(f"The model cited {was} for a fact the support check found in [{fixed['found']}].")
     if cite.get("attributed"):
         numbers = ", ".join(f"[{n}]" for n in cite.get("cited", []))
         notes.append(f"The model cited no source; {numbers} was found by the support check.")

@@ -29,8 +29,9 @@ from nltk.stem.porter import PorterStemmer
 from assistant.citations import cited_numbers
 from assistant.types import Hit
 
-COVERAGE = 0.6
-"""Default share of a sentence's own content words its passage must hold (chosen in eval/support_study.py)."""
+COVERAGE = 1.0
+"""Default share of a sentence's own content words its passage must hold: all of them (chosen in
+eval/support_study.py: lower thresholds let a swapped phrase inside a long copied sentence pass)."""
 WINDOW = 3
 """Default consecutive passage sentences a claim may draw on."""
 
@@ -121,20 +122,31 @@ class SupportChecker:
     def check_sentence(
         self, sentence: str, hits: Sequence[Hit], given: set[str] = frozenset(), given_names: set[str] = frozenset()
     ) -> Support:
-        """The verdict on one sentence: against its cited sources, or (uncited) against every source."""
+        """The verdict on one sentence: against its cited sources, or (uncited) against every source.
+
+        A cited sentence its sources do not support, but another retrieved source does, is supported with
+        ``source`` set to that one: the model read the fact, and numbered it wrong.
+        """
         cited = tuple(n for n in cited_numbers(sentence) if 1 <= n <= len(hits))
-        candidates = cited or tuple(range(1, len(hits) + 1))
         words = content_words(sentence) - given
         exact = (numbers_in(sentence) | names_in(sentence)) - given_names
-        best: Support | None = None
-        for n in candidates:
-            coverage, missing = self._score(words, exact, hits[n - 1].text)
-            verdict = Support(sentence, cited, n, coverage, missing, not missing and coverage >= self.coverage)
-            if best is None or (verdict.supported, -len(missing), coverage) > (best.supported, -len(best.missing), best.coverage):
-                best = verdict
-        if best is None:  # no passage to check against: nothing supports it
-            return Support(sentence, cited, None, 0.0, tuple(sorted(exact)), False)
-        return best
+
+        def best_of(numbers: Sequence[int]) -> Support | None:
+            verdicts = []
+            for n in numbers:
+                coverage, missing = self._score(words, exact, _checked_text(hits[n - 1]))
+                verdicts.append(Support(sentence, cited, n, coverage, missing, not missing and coverage >= self.coverage))
+            return max(verdicts, key=lambda v: (v.supported, -len(v.missing), v.coverage), default=None)
+
+        if not cited:
+            best = best_of(range(1, len(hits) + 1))
+            return best or Support(sentence, cited, None, 0.0, tuple(sorted(exact)), False)
+        own = best_of(cited)
+        assert own is not None
+        if own.supported:
+            return own
+        other = best_of([n for n in range(1, len(hits) + 1) if n not in cited])
+        return other if other is not None and other.supported else own
 
     def _score(self, words: set[str], exact: set[str], passage: str) -> tuple[float, tuple[str, ...]]:
         lowered = _MARKER.sub(" ", passage).lower()
@@ -147,5 +159,19 @@ class SupportChecker:
         best = 0
         for start in range(len(units)):
             window = set().union(*units[start : start + self.window])
-            best = max(best, len(words & window))
+            best = max(best, sum(_found(word, window) for word in words))
         return best / len(words), missing
+
+
+def _checked_text(hit: Hit) -> str:
+    """What the generator read of a source: its title and its text (`assistant.prompts.source_blocks`)."""
+    return f"{hit.title}: {hit.text}" if hit.title else hit.text
+
+
+def _found(word: str, stems: set[str]) -> bool:
+    """The stem occurs, or shares a 5+ letter prefix with one (gravitational / gravity: "gravit", "graviti")."""
+    if word in stems:
+        return True
+    if len(word) < 5:
+        return False
+    return any(len(stem) >= 5 and (stem.startswith(word) or word.startswith(stem)) for stem in stems)

@@ -50,6 +50,7 @@ DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 DEFAULT_SQUAD = DEV / "squad" / "dev-v2.0.rebuilt.json"
 DEFAULT_HOTPOT = DEV / "hotpotqa-musique" / "hotpotqa_train.json"
 DEFAULT_RGB = DEV / "rgb" / "en_fact.json"
+DEFAULT_NEAR_TOPIC = Path(__file__).resolve().parent / "near_topic_unanswerables.jsonl"
 PASSAGES = 4
 GENERATORS = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
@@ -130,6 +131,25 @@ def rgb_items(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
     return items
 
 
+def near_topic_items(path: Path, n: int, seed: int, squad: Path = DEFAULT_SQUAD) -> list[dict[str, Any]]:
+    """Hand-written questions about an entity a SQuAD paragraph discusses, asking what no paragraph of its
+    article says (``eval/near_topic_unanswerables.jsonl``: title + paragraph index, no copied text). Each is
+    shown with its paragraph and three others of the article; the right behaviour is to abstain."""
+    articles = {a["title"]: a["paragraphs"] for a in json.loads(squad.read_text())["data"]}
+    rng = random.Random(seed)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:n]
+    items = []
+    for row in rows:
+        paragraphs = [p["context"] for p in articles[row["title"]]]
+        own = paragraphs[row["paragraph"]]
+        others = rng.sample([p for i, p in enumerate(paragraphs) if i != row["paragraph"]], min(PASSAGES - 1, len(paragraphs) - 1))
+        contexts = [own, *others]
+        rng.shuffle(contexts)
+        title = row["title"].replace("_", " ")
+        items.append({"id": row["id"], "question": row["question"], "answers": [], "contexts": [(title, c) for c in contexts]})
+    return items
+
+
 # -- answering and scoring ---------------------------------------------------------------------------
 
 
@@ -138,11 +158,13 @@ def item_hits(item: dict[str, Any]) -> list[Hit]:
     return [Hit(f"{item['id']}:{i}", text, 1.0, title, f"p{i}", title, title) for i, (title, text) in enumerate(item["contexts"])]
 
 
-def finished_fields(raw: str, hits: list[Hit]) -> dict[str, Any]:
-    """What Tessera's answer post-processing makes of the generated text: shown text, scored prediction."""
-    finished = finish_answer(raw, hits, Trace())
+def finished_fields(raw: str, hits: list[Hit], question: str) -> dict[str, Any]:
+    """What Tessera's answer post-processing makes of the generated text (default settings): shown text,
+    scored prediction, and whether it is shown as supported (cited, no sentence flagged)."""
+    finished = finish_answer(raw, hits, Trace(), question=question)
     prediction = "" if finished.abstained else strip_citations(finished.text)
-    return {"text": finished.text, "prediction": prediction, "abstained": finished.abstained}
+    supported = not finished.abstained and bool(finished.citations) and not finished.unsupported
+    return {"text": finished.text, "prediction": prediction, "abstained": finished.abstained, "supported": supported}
 
 
 def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[str, Any]:
@@ -160,7 +182,7 @@ def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[st
     return {
         "id": item["id"],
         "raw": raw,
-        **finished_fields(raw, hits),
+        **finished_fields(raw, hits, item["question"]),
         "ttft": round(first if first is not None else seconds, 3),
         "seconds": round(seconds, 3),
     }
@@ -190,10 +212,15 @@ def score_rgb(item: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def score_near_topic(item: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    return {"abstained_right": float(row["abstained"]), "hallucinated": float(row.get("supported", False))}
+
+
 SETS: dict[str, tuple[Callable[..., list[dict[str, Any]]], Callable[..., dict[str, Any]]]] = {
     "squad-v2": (squad_items, score_squad),
     "hotpotqa": (hotpot_items, score_hotpot),
     "rgb": (rgb_items, score_rgb),
+    "near-topic": (near_topic_items, score_near_topic),
 }
 
 
@@ -217,6 +244,12 @@ def summarise(set_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         scores = abstention_scores([r["abstained"] for r in rows], [r["answerable"] for r in rows])
         out.update({f"abstain_{k}": (round(v, 2) if v is not None else None) for k, v in scores.items()})
         out["f1_answerable"] = mean([r["f1"] for r in rows if r["answerable"]])
+    if set_name in ("squad-v2", "near-topic"):
+        unanswerable = [r for r in rows if not r.get("answerable", False)]
+        # Answered an unanswerable question and shown it as supported (cited, no sentence flagged).
+        out["hallucinated"] = round(statistics.fmean(r["supported"] for r in unanswerable), 2) if unanswerable else None
+    if set_name == "near-topic":
+        out["abstained"] = round(statistics.fmean(r["abstained"] for r in rows), 2) if rows else None
     if set_name == "rgb":
         for key in ("correct", "fooled", "says_conflict"):
             out[key] = round(statistics.fmean(r[key] for r in rows), 2) if rows else float("nan")
@@ -240,7 +273,7 @@ def run_set(
     for item in items:
         if item["id"] in done:
             row = done[item["id"]]
-            row.update(finished_fields(row["raw"], item_hits(item)))
+            row.update(finished_fields(row["raw"], item_hits(item), item["question"]))
             row.update(scorer(item, row))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as sink:
@@ -285,9 +318,11 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
     parser.add_argument("--hotpot", type=Path, default=DEFAULT_HOTPOT)
     parser.add_argument("--rgb", type=Path, default=DEFAULT_RGB)
+    parser.add_argument("--near-topic", type=Path, default=DEFAULT_NEAR_TOPIC)
     parser.add_argument("--squad-n", type=int, default=200)
     parser.add_argument("--hotpot-n", type=int, default=100)
     parser.add_argument("--rgb-n", type=int, default=100)
+    parser.add_argument("--near-topic-n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a setting, e.g. models.runtime=transformers")
     parser.add_argument("--out", type=Path, default=Path("eval/results/generator-choice"))
@@ -300,8 +335,8 @@ def main() -> None:
     from assistant.config import parse_overrides
 
     settings = Settings(**parse_overrides(args.overrides))
-    sources = {"squad-v2": args.squad, "hotpotqa": args.hotpot, "rgb": args.rgb}
-    sizes = {"squad-v2": args.squad_n, "hotpotqa": args.hotpot_n, "rgb": args.rgb_n}
+    sources = {"squad-v2": args.squad, "hotpotqa": args.hotpot, "rgb": args.rgb, "near-topic": args.near_topic}
+    sizes = {"squad-v2": args.squad_n, "hotpotqa": args.hotpot_n, "rgb": args.rgb_n, "near-topic": args.near_topic_n}
     samples = {s: SETS[s][0](sources[s], sizes[s], args.seed)[: args.limit] for s in args.sets}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for name in args.generators:

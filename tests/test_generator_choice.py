@@ -60,3 +60,12 @@ def test_rows_written_earlier_are_post_processed_again_from_their_raw_text(tmp_p
     out.write_text(json.dumps({"id": "b", "raw": "[1]", "text": "[1]", "prediction": "", "abstained": False}) + "\n")
     (row,) = run_set("squad-v2", items, None, out, 16)
     assert row["abstained"] and row["text"] == "The documents don't say." and row["em"] == 1.0
+
+
+def test_near_topic_items_reference_squad_paragraphs_and_expect_abstention() -> None:
+    from eval.generator_choice import DEFAULT_NEAR_TOPIC, near_topic_items, score_near_topic
+
+    items = near_topic_items(DEFAULT_NEAR_TOPIC, 40, seed=0, squad=dev_data("squad/dev-v2.0.rebuilt.json"))
+    assert len(items) == 40 and len({i["id"] for i in items}) == 40
+    assert all(i["answers"] == [] and len(i["contexts"]) == PASSAGES for i in items)
+    assert score_near_topic(items[0], {"abstained": True, "supported": False}) == {"abstained_right": 1.0, "hallucinated": 0.0}

@@ -55,12 +55,28 @@ def test_a_sentence_copied_from_its_source_is_supported_and_a_made_up_one_is_not
     [
         "The Ostrand lighthouse was built in 1889 [2].",  # a swapped year
         "The Ostrand lighthouse was built by Anna Velin [2].",  # a swapped name
-        "The Ostrand lighthouse was built in 1887 [1].",  # the right fact, the wrong source
     ],
 )
 def test_swapped_numbers_names_and_sources_are_unsupported(claim: str) -> None:
     (verdict,) = SupportChecker().check(claim, hits())
     assert not verdict.supported
+
+
+def test_a_fact_cited_to_the_wrong_source_cites_the_one_that_holds_it() -> None:
+    trace = Trace()
+    answer = finish_answer("The Ostrand lighthouse was built in 1887 [1].", hits(), trace)
+    assert answer.text == "The Ostrand lighthouse was built in 1887 [2]." and [c.n for c in answer.citations] == [2]
+    assert trace.stages[-1].details["recited"] == [{"sentence": "The Ostrand lighthouse was built in 1887 [1].", "cited": [1], "found": 2}]
+    (verdict,) = SupportChecker().check("It was built in 1887 by Anna Velin [1].", hits())
+    assert not verdict.supported and verdict.source == 1 and verdict.missing == ("1887", "anna", "velin")  # the cited source's shortfall
+
+
+def test_the_source_title_counts_and_word_forms_match() -> None:
+    (titled,) = SupportChecker().check("The Kelvaro Lantern Festival opens in May [1].", hits())
+    assert titled.supported
+    gravity = [Hit("g", "Gravity slows bodies as they rise.", 1.0, "g.md", "g", "g")]
+    (verdict,) = SupportChecker().check("A gravitational pull slows them.", gravity)
+    assert verdict.coverage > 0.5
 
 
 def test_the_main_claim_unsupported_abstains_when_the_setting_says_so() -> None:
