@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
-from assistant.citations import cited_numbers, citations_for, recite, strip_invalid
-from assistant.support import SupportChecker
+from assistant.citations import cited_numbers, citations_for, recite, strip_invalid, strip_markers
+from assistant.support import Support, SupportChecker
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
 from assistant.models.base import Message
 from assistant.ordering import ContextOrderer
 from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer, source_blocks
 from assistant.selection import adaptive_k
-from assistant.types import Answer, Exchange, Hit, Trace
+from assistant.types import Answer, Exchange, Hit, MemoryUnit, Trace
 from retrievers.hybrid import HybridRetriever
 from retrievers.store import Store
 
@@ -58,23 +59,26 @@ def finish_answer(
     question: str = "",
     checker: SupportChecker | None = None,
     on_unsupported: str = "warn",
+    recalled: Sequence[MemoryUnit] = (),
 ) -> Answer:
     """Turns generated text into an `Answer`: abstention detected, citations checked, support measured.
 
     Every sentence is checked against the sources it cites (uncited: against all of them) by
     `SupportChecker`. A citation the model did not write is added only where that check finds the source,
     never from word overlap alone; an answer nothing supports stays uncited and is shown as unverified.
-    When the main claim (the first sentence) is unsupported, ``on_unsupported="abstain"`` answers
-    "The documents don't say." instead (the trace keeps the withheld text); ``"warn"`` keeps the answer
-    with its unsupported sentences listed.
+    A sentence no document supports but a ``recalled`` memory unit does rests on the conversation: it is
+    not flagged, and the trace names the session it came from. When the main claim (the first sentence)
+    is unsupported, ``on_unsupported="abstain"`` answers "The documents don't say." instead (the trace
+    keeps the withheld text); ``"warn"`` keeps the answer with its unsupported sentences listed.
     """
+    checker = checker or SupportChecker()
     with trace.stage("cite") as info:
         if is_abstention(raw):
             info["abstained"] = True
             return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
         text, dropped = strip_invalid(unquote_header(clean_answer(raw), hits), len(hits))
         numbers = cited_numbers(text)
-        verdicts = (checker or SupportChecker()).check(text, hits, question)
+        verdicts = checker.check(text, hits, question)
         # A fact the model read in one source and numbered as another cites the source that holds it.
         recited = [v for v in verdicts if v.supported and v.cited and v.source not in v.cited]
         for v in recited:
@@ -87,16 +91,40 @@ def finish_answer(
         if not numbers and main is not None and main.supported and main.source is not None:
             text, numbers = f"{text} [{main.source}]", [main.source]
             info.update(cited=numbers, attributed=True)
+        verdicts, from_memory = _rest_on_memory(verdicts, recalled, checker, question)
+        if from_memory:
+            info["from_memory"] = from_memory
+        main = verdicts[0] if verdicts else None
         unsupported = [v.sentence for v in verdicts if not v.supported]
         info["support"] = [
             {"sentence": v.sentence, "source": v.source, "coverage": round(v.coverage, 2), "missing": list(v.missing), "supported": v.supported}
             for v in verdicts
         ]
-        info.update(supported=bool(numbers) and not unsupported, unsupported=unsupported)
+        info.update(supported=(bool(numbers) or bool(from_memory)) and not unsupported, unsupported=unsupported)
         if main is not None and not main.supported and on_unsupported == "abstain":
             info.update(abstained="unsupported", withheld=text)
             return Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
     return Answer(text, citations_for(numbers, hits), tuple(hits), False, trace, tuple(unsupported))
+
+
+def _rest_on_memory(
+    verdicts: list[Support], recalled: Sequence[MemoryUnit], checker: SupportChecker, question: str
+) -> tuple[list[Support], list[dict[str, str]]]:
+    """Sentences no document supports, checked against the recalled conversation: those it supports are
+    marked supported, and where they came from is returned for the trace and the interfaces."""
+    remembered = [Hit(u.id, u.text, 1.0, f"session {u.session_id}", u.id, u.session_id) for u in recalled]
+    if not remembered:
+        return verdicts, []
+    given, names = checker.premises(question)
+    out, found = [], []
+    for v in verdicts:
+        check = None if v.supported else checker.check_sentence(strip_markers(v.sentence), remembered, given, names)
+        if check is not None and check.supported and check.source is not None:
+            unit = recalled[check.source - 1]
+            found.append({"sentence": v.sentence, "session": unit.session_id, "unit": unit.id, "text": unit.text[:300]})
+            v = replace(v, supported=True)
+        out.append(v)
+    return out, found
 
 
 def needs_example(generator: Generator) -> bool:
@@ -201,6 +229,7 @@ class Assistant:
         *,
         history: Sequence[Exchange] = (),
         memory: str = "",
+        recalled: Sequence[MemoryUnit] = (),
         trace: Trace | None = None,
     ) -> Iterator[str | Answer]:
         """Yields the answer text as it is generated, then the final `Answer` as the last item.
@@ -212,6 +241,8 @@ class Assistant:
             question: The user's question.
             history: Earlier exchanges of this conversation, oldest first (rewrites a follow-up).
             memory: The recalled "conversation so far" block for the prompt.
+            recalled: The memory units in that block: evidence too. When any was recalled, the relevance
+                gate asks the model even if no document is relevant, and an answer they support is not flagged.
             trace: A trace to continue (memory recall records into it first); a fresh one if None.
         """
         trace = trace if trace is not None else Trace()
@@ -223,9 +254,12 @@ class Assistant:
                 info["k"] = len(hits)
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         with trace.stage("relevance_gate", best_dense_score=round(best, 4)) as info:
-            relevant = bool(hits) and best >= self.settings.retrieval.min_relevance
+            documents = bool(hits) and best >= self.settings.retrieval.min_relevance
+            relevant = documents or bool(recalled)
             info["passed"] = relevant
             info["min_relevance"] = self.settings.retrieval.min_relevance
+            info["documents_relevant"] = documents
+            info["memory_relevant"] = len(recalled)
         if not relevant:
             yield ABSTAIN_TEXT
             yield Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
@@ -258,6 +292,7 @@ class Assistant:
             question=question,
             checker=SupportChecker(answer.support_coverage),
             on_unsupported=answer.unsupported,
+            recalled=recalled,
         )
 
     def ask(self, question: str, *, history: Sequence[Exchange] = (), memory: str = "") -> Answer:

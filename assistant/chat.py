@@ -41,15 +41,16 @@ class ChatSession:
         """Yields answer text pieces, then the final `Answer` (see `Assistant.stream`), and remembers it."""
         trace = Trace()
         settings = self.assistant.settings.memory
-        block = ""
+        block, relevant = "", ()
         if self.memory is not None:
             recalled = self.memory.recall(self.user, self.session, question, trace)
             block = self.memory.context_block(recalled, settings.budget_tokens)
+            relevant = recalled.relevant(settings.min_similarity) if block else ()
             history = self.memory.history(self.user, self.session)
         else:
             recent = self.exchanges[-settings.recent_exchanges :] if settings.recent_exchanges else []
             history = [Exchange(q, a.text) for q, a in recent]
-        for item in self.assistant.stream(question, history=history, memory=block, trace=trace):
+        for item in self.assistant.stream(question, history=history, memory=block, recalled=relevant, trace=trace):
             if isinstance(item, Answer):
                 self.exchanges.append((question, item))
                 if self.memory is not None:

@@ -44,3 +44,8 @@ def citations_for(numbers: Sequence[int], hits: Sequence[Hit]) -> tuple[Citation
 def recite(sentence: str, n: int) -> str:
     """``sentence`` with every citation marker pointing at source ``n`` instead."""
     return _MARKER.sub(f"[{n}]", sentence)
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its citation markers."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", text)).strip()

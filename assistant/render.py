@@ -16,11 +16,15 @@ def support_notes(answer: Answer) -> list[str]:
     """
     if answer.abstained:
         return []
-    if not answer.citations:
+    cite = next((s.details for s in reversed(answer.trace.stages) if s.name == "cite"), {})
+    remembered = [
+        f"From the conversation (session {m['session']}): {' '.join(m['text'].split())}" for m in cite.get("from_memory", [])
+    ]
+    if not answer.citations and not remembered:
         searched = f" ({len(answer.contexts)} passages searched)" if answer.contexts else ""
         return [f"⚠ Unverified: no source supports this answer{searched}."]
-    notes = [f"⚠ Not supported by the sources: {sentence}" for sentence in answer.unsupported]
-    cite = next((s.details for s in reversed(answer.trace.stages) if s.name == "cite"), {})
+    notes = [*dict.fromkeys(remembered)]
+    notes += [f"⚠ Not supported by the sources: {sentence}" for sentence in answer.unsupported]
     for fixed in cite.get("recited", []):
         was = ", ".join(f"[{n}]" for n in fixed["cited"])
         notes.append(f"The model cited {was} for a fact the support check found in [{fixed['found']}].")

@@ -115,9 +115,13 @@ class SupportChecker:
 
     def check(self, answer: str, hits: Sequence[Hit], question: str = "") -> list[Support]:
         """One `Support` per sentence of ``answer``, in order."""
-        given = content_words(question)
-        given_names = {w.lower() for w in _WORD.findall(question)}
+        given, given_names = self.premises(question)
         return [self.check_sentence(s, hits, given, given_names) for s in sentences(answer)]
+
+    @staticmethod
+    def premises(question: str) -> tuple[set[str], set[str]]:
+        """The question's content words and names: what an answer may repeat without support."""
+        return content_words(question), {w.lower() for w in _WORD.findall(question)}
 
     def check_sentence(
         self, sentence: str, hits: Sequence[Hit], given: set[str] = frozenset(), given_names: set[str] = frozenset()

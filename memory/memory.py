@@ -55,6 +55,12 @@ class Recall:
     entropies: dict[str, float] = field(default_factory=dict)
     scores: tuple[float, ...] = ()
 
+    def relevant(self, floor: float) -> tuple[MemoryUnit, ...]:
+        """The units at least ``floor`` similar to the question: the ones shown to the model, and evidence an
+        answer may rest on."""
+        scores = self.scores or (1.0,) * len(self.units)
+        return tuple(u for u, score in zip(self.units, scores) if score >= floor)
+
 
 class Memory:
     """Multi-granularity conversational memory of every user (MemGAS).
@@ -149,6 +155,11 @@ class Memory:
             similarity = dict(zip(ids, (vectors @ qvec).tolist())) if ids else {}
             scores = tuple(round(similarity.get(u.id, 0.0), 4) for u in units)
             info["scores"] = list(scores)
+            # The recalled text itself, so the trace (and the web "why this answer" panel) shows what was used.
+            info["recalled"] = [
+                {"id": u.id, "granularity": u.granularity, "session": u.session_id, "score": score, "text": u.text[:300]}
+                for u, score in zip(units, scores)
+            ]
         return Recall(tuple(units), decision.chosen, decision.entropies, scores)
 
     def history(self, user: str, session: str) -> list[Exchange]:

@@ -187,11 +187,19 @@ def trace_html(question: str, answer: Answer | None) -> str:
         for i, scores in enumerate(order.get("rounds", []), 1):
             cells = ", ".join(f"{_label(u, shown)} {s}" for u, s in scores.items())
             out.append(f"<p>attention round {i}: {cells}</p>")
+    recalled = details.get("memory", {}).get("recalled", [])
+    if recalled:
+        out.append("<h4>Recalled from the conversation</h4>")
+        out.append(
+            _items([f"session {escape(str(m['session']))} · {escape(m['granularity'])} · similarity {m['score']}: "
+                    f"{escape(m['text'])}" for m in recalled])
+        )
     if "relevance_gate" in details:
         gate = details["relevance_gate"]
+        memory = f"; {gate['memory_relevant']} relevant memories" if gate.get("memory_relevant") else ""
         out.append(
             f"<p>Relevance gate: best dense score {gate.get('best_dense_score')} vs "
-            f"{gate.get('min_relevance')}: {'passed' if gate.get('passed') else 'abstained'}</p>"
+            f"{gate.get('min_relevance')}{memory}: {'passed' if gate.get('passed') else 'abstained'}</p>"
         )
     rows = "".join(
         f"<tr><td>{escape(s.name)}</td><td>{s.seconds * 1000:.1f} ms</td></tr>" for s in answer.trace.stages
