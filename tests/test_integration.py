@@ -5,6 +5,7 @@ The model cache is shared by the whole session, so the GGUF is dequantised once 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,38 @@ def test_embedder_tokenizer_is_safe_across_threads() -> None:
     finally:
         done.set()
         counter.join()
+
+
+FESTIVAL = """<html><head><title>Kelvaro Lantern Festival</title></head><body>
+<h1>Kelvaro Lantern Festival</h1>
+<h2>Lanterns</h2>
+<p>The Grey Heron lantern is the largest of the festival: it is 4.5 metres long and carried by twelve people.
+Lanterns are lit at dusk on the harbour wall.</p>
+<h2>Boats</h2>
+<p>Fishing boats sail past the harbour at nine in the evening, each with one lantern at its bow.</p>
+</body></html>"""
+COLOURS = {"red", "blue", "green", "yellow", "white", "grey", "gray", "black", "orange", "purple", "gold", "golden", "silver"}
+
+
+def test_real_model_answers_are_never_shown_supported_beyond_the_files(tmp_path: Path) -> None:
+    """The festival case of the trustworthy-answers issue, on the default model: whatever it writes, a colour
+    or a price the files never give is not shown as a supported, cited answer, and no heading is a passage."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "festival.html").write_text(FESTIVAL)
+    settings = Settings(home=tmp_path / "home")
+    bot = Assistant(settings)
+    try:
+        with DocStore(settings.docstore_path) as docstore:
+            Ingestor(settings, bot.embedder, bot.store, docstore).ingest_paths([corpus], progress=False)
+        hits = bot.search("Kelvaro Lantern Festival")
+        assert hits and all(len(h.text.split()) > len("Kelvaro Lantern Festival".split()) for h in hits)
+        colour = bot.ask("What colour is the Grey Heron lantern?")
+        named = COLOURS & set(re.findall(r"[a-z]+", colour.text.lower())) - {"grey"}  # "Grey" is its name
+        if named and not colour.abstained:
+            assert colour.unsupported or not colour.citations, colour.text
+        price = bot.ask("How much did a ticket to the Kelvaro Lantern Festival cost?")
+        if re.search(r"\d", price.text) and not price.abstained:
+            assert price.unsupported or not price.citations, price.text
+    finally:
+        bot.close()
