@@ -178,7 +178,7 @@ def test_opening_a_source_shows_its_highlighted_passage(page, server) -> None:
 
 
 def test_uploaded_file_is_ingested_and_cited(page, server) -> None:
-    url, backend, _ = server
+    url, backend, generator = server
     page.set_input_files(
         "#upload input[type=file]",
         files=[{"name": "okapi.md", "mimeType": "text/markdown",
@@ -190,6 +190,7 @@ def test_uploaded_file_is_ingested_and_cited(page, server) -> None:
     expect(page.locator("#documents")).to_contain_text("okapi.md")
     assert (backend.settings.home / "uploads" / "okapi.md").is_file()
     shot(page, "web-upload.png")
+    generator.enqueue("The okapi lives in the Congo rainforest [1].")
     ask(page, "Where does the okapi mammal live?")
     assert "[1] okapi.md § Okapi" in page.inner_text("#source-pick")
     assert "okapi.md" in page.inner_text("#sources") and "giraffid" in page.inner_text("#sources")

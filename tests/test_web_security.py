@@ -156,9 +156,8 @@ def test_auth_upload_limit_and_no_secrets_in_logs(served) -> None:
     try:
         result = client.predict("How deep is Lake Baikal?", [], True, False, "off", True, 4, "openai:test-model", api_name="/ask")
         assert REPLY in str(result[0][-1]["content"])
-        for _ in range(2):  # the follow-up's rewrite step, then the answer itself
-            openai.fail_next(500, "upstream exploded")
-        result = client.predict("How deep is it now?", result[0], True, False, "off", True, 4, "openai:test-model", api_name="/ask")
+        openai.fail_next(500, "upstream exploded")  # the answer's request (a question that stands alone is not rewritten)
+        result = client.predict("How deep is Lake Baikal now?", result[0], True, False, "off", True, 4, "openai:test-model", api_name="/ask")
         assert "⚠" in str(result[0][-1]["content"])
     finally:
         client.close()
