@@ -300,3 +300,19 @@ def test_main_screen_120x40(snap_compare, settings: Settings, tmp_path: Path, fa
         assert snap_compare(TesseraApp(backend, session="s1"), terminal_size=(120, 40), run_before=lambda pilot: ask(pilot, QUESTION))
     finally:
         backend.close()
+
+
+async def test_an_answer_no_source_supports_is_shown_unverified_not_as_an_abstention(
+    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
+) -> None:
+    fake_generator.enqueue("It was painted green in 1999.")  # no marker, and no source says so
+    backend = make_backend(settings, tmp_path, fake_embedder, fake_generator)
+    app = TesseraApp(backend, session="s1")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ask(pilot, QUESTION)
+            (view,) = [v for v in app.query(MessageView) if v.role == "assistant"]
+            assert "⚠ Unverified: no source supports this answer (2 passages searched)." in str(view.content)
+            assert not view.has_class("abstained") and "none held the answer" not in str(view.content)
+    finally:
+        backend.close()
