@@ -132,13 +132,13 @@ class SupportChecker:
         ``source`` set to that one: the model read the fact, and numbered it wrong.
         """
         cited = tuple(n for n in cited_numbers(sentence) if 1 <= n <= len(hits))
-        words = content_words(sentence) - given
-        exact = (numbers_in(sentence) | names_in(sentence)) - given_names
+        words = content_words(sentence)
+        exact = numbers_in(sentence) | names_in(sentence)
 
         def best_of(numbers: Sequence[int]) -> Support | None:
             verdicts = []
             for n in numbers:
-                coverage, missing = self._score(words, exact, _checked_text(hits[n - 1]))
+                coverage, missing = self._score(words, exact, given, given_names, _checked_text(hits[n - 1]))
                 verdicts.append(Support(sentence, cited, n, coverage, missing, not missing and coverage >= self.coverage))
             return max(verdicts, key=lambda v: (v.supported, -len(v.missing), v.coverage), default=None)
 
@@ -152,19 +152,30 @@ class SupportChecker:
         other = best_of([n for n in range(1, len(hits) + 1) if n not in cited])
         return other if other is not None and other.supported else own
 
-    def _score(self, words: set[str], exact: set[str], passage: str) -> tuple[float, tuple[str, ...]]:
+    def _score(
+        self, words: set[str], exact: set[str], given: set[str], given_names: set[str], passage: str
+    ) -> tuple[float, tuple[str, ...]]:
+        """Coverage of the sentence by the passage's best window, and the names/numbers the passage lacks.
+
+        The question's words are premises only where the passage is about the question (its window holds at
+        least half of the question's content words): "A ticket costs 12 euros" rests on a passage about
+        tickets without saying "costs", but restating the question over an unrelated passage rests on nothing.
+        """
         lowered = _MARKER.sub(" ", passage).lower()
         passage_words = {w.lower() for w in _WORD.findall(lowered)}
         passage_numbers = numbers_in(passage)
-        missing = tuple(sorted(e for e in exact if e not in passage_numbers and e not in passage_words))
-        if not words:
-            return 1.0, missing
         units = [content_words(s) for s in sentences(passage)] or [set()]
-        best = 0
+        best, best_missing = -1.0, tuple(sorted(exact))
         for start in range(len(units)):
             window = set().union(*units[start : start + self.window])
-            best = max(best, sum(_found(word, window) for word in words))
-        return best / len(words), missing
+            about = bool(given) and sum(_found(w, window) for w in given) >= len(given) / 2
+            required = words - given if about else words
+            names = exact - given_names if about else exact
+            missing = tuple(sorted(e for e in names if e not in passage_numbers and e not in passage_words))
+            coverage = sum(_found(w, window) for w in required) / len(required) if required else 1.0
+            if (-len(missing), coverage) > (-len(best_missing), best):
+                best, best_missing = coverage, missing
+        return max(best, 0.0), best_missing
 
 
 def _checked_text(hit: Hit) -> str:

@@ -108,3 +108,14 @@ def test_invalid_thresholds_are_refused() -> None:
         SupportChecker(coverage=1.5)
     with pytest.raises(ValueError, match="window"):
         SupportChecker(window=0)
+
+
+def test_restating_the_question_over_an_unrelated_passage_rests_on_nothing() -> None:
+    passages = [Hit("i", "Tessera remembers a hash of every file. The number of passages in the document is stored.", 1.0, "i.md", "i", "i")]
+    question = "How does hybrid retrieval merge the two ranked lists?"
+    nonsense = "The hybrid retrieval merges the two ranked lists by the number of passages in the document."
+    (verdict,) = SupportChecker().check(nonsense, passages, question)
+    assert not verdict.supported  # the passage is not about the question: its words are no premises
+    about = [Hit("t", "Tickets for the festival are 12 euros each.", 1.0, "t.md", "t", "t")]
+    (ticket,) = SupportChecker().check("A ticket costs 12 euros.", about, "How much does a festival ticket cost?")
+    assert ticket.supported  # a passage about the question: "costs" may come from the question
