@@ -294,17 +294,17 @@ def run_set(
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The README's markdown table: one row per generator."""
     lines = [
-        "| generator | SQuAD v2.0 EM / F1 | abstention P / R / F1 | HotpotQA EM / F1 | RGB correct / fooled / says conflict "
-        "| answer s p50 / p95 | first token s p50 |",
-        "|---|---|---|---|---|---|---|",
+        "| generator | SQuAD v2.0 EM / F1 | abstention P / R / F1 | hallucinated (SQuAD / near-topic) | HotpotQA EM / F1 "
+        "| RGB correct / fooled / says conflict | answer s p50 / p95 | first token s p50 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, sets in results.items():
-        squad, hotpot, rgb = sets.get("squad-v2", {}), sets.get("hotpotqa", {}), sets.get("rgb", {})
+        squad, hotpot, rgb, near = (sets.get(k, {}) for k in ("squad-v2", "hotpotqa", "rgb", "near-topic"))
         every = [r for s in sets.values() for r in s.get("rows", [])]
         lines.append(
             f"| {name} | {squad.get('em')} / {squad.get('f1')} | {squad.get('abstain_precision')} / "
-            f"{squad.get('abstain_recall')} / {squad.get('abstain_f1')} | {hotpot.get('em')} / {hotpot.get('f1')} | "
-            f"{rgb.get('correct')} / {rgb.get('fooled')} / {rgb.get('says_conflict')} | "
+            f"{squad.get('abstain_recall')} / {squad.get('abstain_f1')} | {squad.get('hallucinated')} / {near.get('hallucinated')} | "
+            f"{hotpot.get('em')} / {hotpot.get('f1')} | {rgb.get('correct')} / {rgb.get('fooled')} / {rgb.get('says_conflict')} | "
             f"{percentile([r['seconds'] for r in every], 0.5)} / {percentile([r['seconds'] for r in every], 0.95)} | "
             f"{percentile([r['ttft'] for r in every], 0.5)} |"
         )
