@@ -115,10 +115,10 @@ def _rest_on_memory(
     remembered = [Hit(u.id, u.text, 1.0, f"session {u.session_id}", u.id, u.session_id) for u in recalled]
     if not remembered:
         return verdicts, []
-    given, names = checker.premises(question)
+    given = checker.premises(question)
     out, found = [], []
     for v in verdicts:
-        check = None if v.supported else checker.check_sentence(strip_markers(v.sentence), remembered, given, names)
+        check = None if v.supported else checker.check_sentence(strip_markers(v.sentence), remembered, given)
         if check is not None and check.supported and check.source is not None:
             unit = recalled[check.source - 1]
             found.append({"sentence": v.sentence, "session": unit.session_id, "unit": unit.id, "text": unit.text[:300]})

@@ -9,7 +9,8 @@ A sentence is checked against the passages it cites (an uncited sentence: agains
   occur in the passage's best window of ``window`` consecutive sentences reaches ``coverage``.
 
 Words the question already holds are premises, not claims ("How much is a ticket?" → "A ticket costs 12
-euros": only "12" and "euros" need support), so they are not counted. The thresholds were chosen on a
+euros": only "12" and "euros" need support), where the passage is about the question and the sentence adds
+words of its own; names and numbers are always checked. The thresholds were chosen on a
 labelled set built from the dev data (`eval/support_study.py`; docs/EVALUATION.md, "Support check"):
 copied and paraphrased gold answers as supported, swapped names/numbers and RGB's falsified facts as not.
 What a lexical check cannot see — a true sentence of the passage offered as the answer to a question it
@@ -115,16 +116,16 @@ class SupportChecker:
 
     def check(self, answer: str, hits: Sequence[Hit], question: str = "") -> list[Support]:
         """One `Support` per sentence of ``answer``, in order."""
-        given, given_names = self.premises(question)
-        return [self.check_sentence(s, hits, given, given_names) for s in sentences(answer)]
+        given = self.premises(question)
+        return [self.check_sentence(s, hits, given) for s in sentences(answer)]
 
     @staticmethod
-    def premises(question: str) -> tuple[set[str], set[str]]:
-        """The question's content words and names: what an answer may repeat without support."""
-        return content_words(question), {w.lower() for w in _WORD.findall(question)}
+    def premises(question: str) -> set[str]:
+        """The question's content words: what an answer may repeat without support (see `_score`)."""
+        return content_words(question)
 
     def check_sentence(
-        self, sentence: str, hits: Sequence[Hit], given: set[str] = frozenset(), given_names: set[str] = frozenset()
+        self, sentence: str, hits: Sequence[Hit], given: set[str] = frozenset()
     ) -> Support:
         """The verdict on one sentence: against its cited sources, or (uncited) against every source.
 
@@ -138,7 +139,7 @@ class SupportChecker:
         def best_of(numbers: Sequence[int]) -> Support | None:
             verdicts = []
             for n in numbers:
-                coverage, missing = self._score(words, exact, given, given_names, _checked_text(hits[n - 1]))
+                coverage, missing = self._score(words, exact, given, _checked_text(hits[n - 1]))
                 verdicts.append(Support(sentence, cited, n, coverage, missing, not missing and coverage >= self.coverage))
             return max(verdicts, key=lambda v: (v.supported, -len(v.missing), v.coverage), default=None)
 
@@ -152,14 +153,14 @@ class SupportChecker:
         other = best_of([n for n in range(1, len(hits) + 1) if n not in cited])
         return other if other is not None and other.supported else own
 
-    def _score(
-        self, words: set[str], exact: set[str], given: set[str], given_names: set[str], passage: str
-    ) -> tuple[float, tuple[str, ...]]:
+    def _score(self, words: set[str], exact: set[str], given: set[str], passage: str) -> tuple[float, tuple[str, ...]]:
         """Coverage of the sentence by the passage's best window, and the names/numbers the passage lacks.
 
         The question's words are premises only where the passage is about the question (its window holds at
-        least half of the question's content words): "A ticket costs 12 euros" rests on a passage about
-        tickets without saying "costs", but restating the question over an unrelated passage rests on nothing.
+        least half of the question's content words), and only for a sentence that adds words of its own: "A
+        ticket costs 12 euros" rests on a passage about tickets without saying "costs", but restating the
+        question — over an unrelated passage, or as its own answer — rests on nothing. Names and numbers are
+        never premises.
         """
         lowered = _MARKER.sub(" ", passage).lower()
         passage_words = {w.lower() for w in _WORD.findall(lowered)}
@@ -169,9 +170,10 @@ class SupportChecker:
         for start in range(len(units)):
             window = set().union(*units[start : start + self.window])
             about = bool(given) and sum(_found(w, window) for w in given) >= len(given) / 2
-            required = words - given if about else words
-            names = exact - given_names if about else exact
-            missing = tuple(sorted(e for e in names if e not in passage_numbers and e not in passage_words))
+            # A sentence that only restates the question ("The gold was panned from the River Tay.") claims
+            # its presupposition: then every word needs support. Names and numbers always do.
+            required = (words - given) if about and words - given else words
+            missing = tuple(sorted(e for e in exact if e not in passage_numbers and e not in passage_words))
             coverage = sum(_found(w, window) for w in required) / len(required) if required else 1.0
             if (-len(missing), coverage) > (-len(best_missing), best):
                 best, best_missing = coverage, missing

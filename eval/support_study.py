@@ -16,7 +16,7 @@ Part 1 — labelled claims built from the dev data, no model needed (``kind``: l
 
 For each coverage threshold and window: precision / recall / F1 of "supported", recall of "unsupported",
 balanced accuracy, and each kind's pass rate. The chosen setting maximises balanced accuracy (ties: the
-lower threshold, the smaller window).
+one that flags fewer supported claims, then the lower threshold, then the larger window).
 
 Part 2 — what the answer policy does (``--answers``): the SQuAD v2.0 rows of each generator re-post-processed
 with ``answer.unsupported`` = ``warn`` and = ``abstain``: abstention P/R/F1, answerable F1, and the
@@ -236,7 +236,7 @@ def main() -> None:
         claims += model_claims(args.answers)
     counts = {k: sum(c["kind"] == k for c in claims) for k in sorted({c["kind"] for c in claims})}
     rows = grid(claims)
-    best = max(rows, key=lambda r: (r["balanced_accuracy"], -r["coverage"], -r["window"]))
+    best = max(rows, key=lambda r: (r["balanced_accuracy"], r["recall"], -r["coverage"], r["window"]))
     report: dict[str, Any] = {"claims": counts, "grid": rows, "chosen": best}
     if args.answers:
         report["policy"] = policy(args.answers, best["coverage"], best["window"])

@@ -119,3 +119,10 @@ def test_restating_the_question_over_an_unrelated_passage_rests_on_nothing() -> 
     about = [Hit("t", "Tickets for the festival are 12 euros each.", 1.0, "t.md", "t", "t")]
     (ticket,) = SupportChecker().check("A ticket costs 12 euros.", about, "How much does a festival ticket cost?")
     assert ticket.supported  # a passage about the question: "costs" may come from the question
+
+
+def test_an_answer_that_only_restates_the_question_claims_its_presupposition() -> None:
+    mace = [Hit("m", "The mace is silver. Its gold was panned in Scottish rivers.", 1.0, "m.md", "m", "m")]
+    question = "Was the gold in the mace panned from the River Tay?"
+    (verdict,) = SupportChecker().check("The gold in the mace was panned from the River Tay. [1]", mace, question)
+    assert not verdict.supported and verdict.missing == ("river", "tay")  # names are never premises
