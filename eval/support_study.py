@@ -23,6 +23,9 @@ with ``answer.unsupported`` = ``warn`` and = ``abstain``: abstention P/R/F1, ans
 **hallucinated-answer rate** — unanswerable questions answered and shown as supported (cited, no sentence
 flagged) — against the old post-processing's (every uncited answer attributed by word overlap, shown cited).
 
+Part 3 (``--verifier NAME``): the same claims judged by a local model ("Does the passage state the claim?
+yes or no"), half supported, half not: is it capable enough to verify, and at what cost per sentence?
+
 Run: ``python -m eval.support_study --answers runs/generator-choice --out runs/support-study``
 """
 
@@ -33,10 +36,12 @@ import json
 import random
 import re
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 from assistant.assistant import finish_answer, is_abstention, unquote_header
+from assistant.config import Settings
 from assistant.citations import strip_invalid
 from assistant.prompts import clean_answer
 from assistant.support import SupportChecker, sentences
@@ -174,6 +179,45 @@ def grid(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+VERIFY_PROMPT = (
+    "Passage: {passage}\n\nClaim: {claim}\n\nDoes the passage state the claim? Consider only what the passage "
+    "says. Answer with one word, yes or no."
+)
+
+
+def model_verifier(claims: list[dict[str, Any]], generator: Any, n: int, seed: int) -> dict[str, Any]:
+    """Asks a generator to judge ``n`` claims (half supported, half not, seeded): accuracy, precision and recall
+    of its "yes", unparseable replies, and seconds per judgement — is the local model a capable verifier?"""
+    from assistant.models.base import Message
+
+    rng = random.Random(seed)
+    positives = [c for c in claims if c["label"]]
+    negatives = [c for c in claims if not c["label"]]
+    chosen = rng.sample(positives, min(n // 2, len(positives))) + rng.sample(negatives, min(n // 2, len(negatives)))
+    said, labels, unparsed, seconds = [], [], 0, []
+    for claim in chosen:
+        passage = " ".join(h.text for h in claim["hits"])[:2000]
+        prompt = VERIFY_PROMPT.format(passage=passage, claim=claim["claim"])
+        began = time.perf_counter()
+        reply = generator.generate([Message("user", prompt)], max_new_tokens=4).strip().lower()
+        seconds.append(time.perf_counter() - began)
+        yes, no = reply.startswith("yes"), reply.startswith("no")
+        unparsed += not (yes or no)
+        said.append(yes)
+        labels.append(claim["label"])
+    tp = sum(s and l for s, l in zip(said, labels))
+    fp = sum(s and not l for s, l in zip(said, labels))
+    fn = sum(l and not s for s, l in zip(said, labels))
+    return {
+        "n": len(chosen),
+        "accuracy": round(sum(s == l for s, l in zip(said, labels)) / len(chosen), 3) if chosen else None,
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+        "unparsed": unparsed,
+        "seconds_p50": round(statistics.median(seconds), 2) if seconds else None,
+    }
+
+
 # -- part 2: the answer policy -----------------------------------------------------------------------
 
 
@@ -229,6 +273,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--answers", type=Path, default=None, help="an eval.generator_choice output folder")
     parser.add_argument("--out", type=Path, default=Path("runs/support-study"))
+    parser.add_argument("--verifier", default=None, help="also ask this generator to judge claims (e.g. qwen2.5-coder-0.5b)")
+    parser.add_argument("--verifier-n", type=int, default=60)
     args = parser.parse_args()
 
     claims = squad_claims(args.squad, args.squad_n, args.seed) + rgb_claims(args.rgb)
@@ -240,6 +286,11 @@ def main() -> None:
     report: dict[str, Any] = {"claims": counts, "grid": rows, "chosen": best}
     if args.answers:
         report["policy"] = policy(args.answers, best["coverage"], best["window"])
+    if args.verifier:
+        from assistant.models.registry import create_generator
+
+        report["verifier"] = {args.verifier: model_verifier(claims, create_generator(Settings(), args.verifier), args.verifier_n, args.seed)}
+        print("verifier:", json.dumps(report["verifier"]))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "support-study.json").write_text(json.dumps(report, indent=2))
 

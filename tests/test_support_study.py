@@ -20,3 +20,14 @@ def test_the_default_setting_separates_copied_from_swapped() -> None:
     claims = squad_claims(dev_data("squad/dev-v2.0.rebuilt.json"), 30, seed=1)
     row = next(r for r in grid(claims) if r["coverage"] == 1.0 and r["window"] == 3)
     assert row["passed"]["squad.copied"] == 1.0 and row["passed"]["squad.swapped"] <= 0.05
+
+
+def test_model_verifier_scores_yes_and_no_replies() -> None:
+    from assistant.models.fake import FakeGenerator
+    from eval.support_study import model_verifier
+
+    claims = squad_claims(dev_data("squad/dev-v2.0.rebuilt.json"), 10, seed=1)
+    generator = FakeGenerator(default="Yes.")  # says yes to everything
+    result = model_verifier(claims, generator, 8, seed=0)
+    assert result["n"] == 8 and result["recall"] == 1.0 and result["precision"] == 0.5 and result["accuracy"] == 0.5
+    assert result["unparsed"] == 0 and len(generator.calls) == 8
