@@ -59,12 +59,22 @@ def test_bundled_embedder_matches_sentence_transformers() -> None:
     assert np.allclose(embedder.embed(texts), reference, atol=1e-5)
 
 
-def test_question_about_the_guide_gets_a_cited_answer(assistant: Assistant) -> None:
-    answer = assistant.ask("How does hybrid retrieval merge the two ranked lists?")
+def test_question_about_the_guide_is_answered_and_cited_only_where_supported(assistant: Assistant) -> None:
+    from assistant.render import support_notes
+    from assistant.support import SupportChecker
+
+    question = "How does hybrid retrieval merge the two ranked lists?"
+    answer = assistant.ask(question)
     assert any(h.source.endswith("asking.md") for h in answer.contexts)
     assert not answer.abstained
-    assert answer.citations, f"no citation in {answer.text!r}"
-    assert all(c.hit.source.startswith(str(GUIDE)) for c in answer.citations)
+    # Gemma 270M's answer here is not always what the guide says: a citation is shown only where the support
+    # check passes, otherwise the answer reads as unverified (docs/EVALUATION.md, "Support check").
+    if answer.citations:
+        assert all(c.hit.source.startswith(str(GUIDE)) for c in answer.citations)
+        unsupported = [v.sentence for v in SupportChecker().check(answer.text, list(answer.contexts), question) if not v.supported]
+        assert len(unsupported) == len(answer.unsupported), (answer.text, answer.unsupported)  # each one flagged
+    else:
+        assert support_notes(answer)[0].startswith("⚠ Unverified"), answer.text
     assert {s.name for s in answer.trace.stages} >= {"search", "order", "generate", "cite"}
     order = next(s.details for s in answer.trace.stages if s.name == "order")
     # Attention sorting ran on the real model: one score per source, the most attended placed last.
