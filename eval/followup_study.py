@@ -11,7 +11,8 @@ paragraphs (HotpotQA's distractor setting), default settings otherwise:
 
 - ``original``: the HotpotQA question itself, no conversation (the ceiling);
 - ``follow-up``: the follow-up alone, no rewriting (the floor);
-- ``rewrite``: the model's first kept rewrite alone (what replacing the question used to do);
+- ``rewrite``: the model's first rewrite alone, guards or not (what rewriting did before: it replaced the
+  question; the follow-up itself when the reply had no usable line);
 - ``fused``: what Tessera does — the kept rewrites and the follow-up itself, fused.
 
 Topic changes are retrieved with and without the unrelated conversation; with the stands-alone check they
@@ -40,6 +41,8 @@ from assistant.assistant import Assistant
 from assistant.config import Settings, parse_overrides
 from assistant.types import Document, Exchange, Trace
 from eval.metrics import recall_at_k
+from retrievers.llm_step import Malformed
+from retrievers.rewrite import parse_rewrites
 
 DEFAULT_HOTPOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "hotpotqa-musique" / "hotpotqa_train.json"
 
@@ -91,6 +94,14 @@ def index(assistant: Assistant, settings: Settings, corpus: dict[str, str]) -> N
         ingestor.index_documents(docs, progress=True)
 
 
+def first_rewrite(info: dict[str, Any], question: str) -> str | None:
+    """The model's first rewrite line, before any guard (None when the reply had no usable line)."""
+    try:
+        return parse_rewrites(info["reply"][0], question, 1)[0] if info.get("reply") else None
+    except Malformed:
+        return None
+
+
 def recalls(assistant: Assistant, query: str, evidence: list[str], history: list[Exchange] = ()) -> tuple[dict[str, float], Trace]:
     trace = Trace()
     hits = assistant.search(query, trace, top_k=10, history=history)
@@ -129,9 +140,11 @@ def main() -> None:
         seconds.append(rewrite.seconds if rewrite else time.perf_counter() - began)
         kept = [v for v in info.get("variants", []) if v != item["question"]]
         row["variants"], row["discarded"] = info.get("variants", []), info.get("discarded", [])
+        # What rewriting did before the guards: the model's first rewrite replaced the question.
+        first = first_rewrite(info, item["question"])
         outcomes.update(["skipped" if info.get("skipped") else "kept" if kept else "fallback" if info.get("fallback") else "all discarded"])
         outcomes.update(f"discarded: {d['why'].split(' ')[0]}" for d in info.get("discarded", []))
-        row["rewrite"] = recalls(no_rewrite, kept[0], item["evidence"])[0] if kept else row["follow-up"]
+        row["rewrite"] = recalls(no_rewrite, first, item["evidence"])[0] if first else row["follow-up"]
         rows.append(row)
         print(item["question"][:70], "→", kept[:1], row["fused"], flush=True)
 

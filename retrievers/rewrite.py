@@ -98,7 +98,7 @@ class ConversationalRewriter:
         rewrites = ask_llm(
             self.generator,
             PROMPT.format(n=self.rewrites, conversation=conversation, question=question),
-            lambda reply: _parse_rewrites(reply, question, self.rewrites),
+            lambda reply: parse_rewrites(reply, question, self.rewrites),
             info,
             max_new_tokens=self.max_new_tokens,
             stop=("\n\n", "\nLast question:"),
@@ -114,7 +114,7 @@ class ConversationalRewriter:
         return variants
 
 
-def _parse_rewrites(reply: str, question: str, limit: int) -> list[str]:
+def parse_rewrites(reply: str, question: str, limit: int) -> list[str]:
     lines = [_QUESTION_LABEL.sub("", _BULLET.sub("", line).strip()).strip().strip('"') for line in reply.splitlines()]
     longest = 3 * words(question) + 20  # a "rewrite" far longer than the question is an answer, not a query
     kept = [line for line in lines if 2 <= words(line) <= longest]
