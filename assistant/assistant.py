@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from assistant.citations import cited_numbers, citations_for, recite, strip_invalid, strip_markers
+from assistant.compression import ContextCompressor
 from assistant.support import Support, SupportChecker
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator
@@ -271,8 +272,13 @@ class Assistant:
             return build_messages(question, ordered, example=example, memory=memory), source_blocks(ordered)
 
         context = self.settings.context
-        hits = ContextOrderer(context.order, context.sort_rounds).arrange(hits, self.generator, prompt_for, trace)
-        messages = build_messages(question, hits, example=example, memory=memory)
+        shown = hits
+        if context.budget_words:
+            shown = ContextCompressor(self.embedder, context.budget_words).compress(question, hits, trace)
+        whole = {id(s): h for s, h in zip(shown, hits)}
+        shown = ContextOrderer(context.order, context.sort_rounds).arrange(shown, self.generator, prompt_for, trace)
+        messages = build_messages(question, shown, example=example, memory=memory)
+        hits = [whole[id(s)] for s in shown]  # the answer is checked against, and shows, whole passages
         pieces: list[str] = []
         with trace.stage("generate", generator=self.generator.name) as info:
             for piece in self.generator.stream(

@@ -175,6 +175,10 @@ class ContextSettings(_Section):
     unit: Literal["passage", "proposition"] = "passage"
     """With ``retrieval.unit = proposition``: show each hit's whole passage (deduplicated) or just the
     proposition itself."""
+    budget_words: int = Field(0, ge=0, le=100000)
+    """Extractive compression (RECOMP-style, `assistant.compression`): show the generator only the sentences
+    most similar to the question, this many words in all (each source keeps at least its best sentence);
+    0 shows every passage whole. Citations, the support check and the sources panel use the whole passages."""
 
 
 class AnswerSettings(_Section):

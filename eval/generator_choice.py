@@ -33,7 +33,8 @@ from typing import Any
 
 from assistant.assistant import finish_answer, needs_example
 from assistant.config import Settings
-from assistant.models.registry import create_generator
+from assistant.compression import ContextCompressor
+from assistant.models.registry import create_embedder, create_generator
 from assistant.prompts import STOP, build_messages
 from assistant.types import Hit, Trace
 from eval.metrics import (
@@ -167,11 +168,18 @@ def finished_fields(raw: str, hits: list[Hit], question: str) -> dict[str, Any]:
     return {"text": finished.text, "prediction": prediction, "abstained": finished.abstained, "supported": supported}
 
 
-def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[str, Any]:
-    """Streams one answer; returns the finished `Answer` fields with time to first token and total time."""
+def answer(
+    item: dict[str, Any], generator: Any, max_new_tokens: int, compressor: ContextCompressor | None = None
+) -> dict[str, Any]:
+    """Streams one answer; returns the finished `Answer` fields with time to first token and total time.
+
+    With a ``compressor`` (``--set context.budget_words=N``) the model reads the compressed passages; the
+    compression's time counts in both latencies, and the answer is checked against the whole passages.
+    """
     hits = item_hits(item)
-    messages = build_messages(item["question"], hits, example=needs_example(generator))
     began = time.perf_counter()
+    shown = compressor.compress(item["question"], hits) if compressor else hits
+    messages = build_messages(item["question"], shown, example=needs_example(generator))
     first, pieces = None, []
     for piece in generator.stream(messages, max_new_tokens=max_new_tokens, stop=STOP):
         if first is None:
@@ -183,6 +191,7 @@ def answer(item: dict[str, Any], generator: Any, max_new_tokens: int) -> dict[st
         "id": item["id"],
         "raw": raw,
         **finished_fields(raw, hits, item["question"]),
+        "prompt_words": sum(len(h.text.split()) for h in shown),
         "ttft": round(first if first is not None else seconds, 3),
         "seconds": round(seconds, 3),
     }
@@ -257,7 +266,12 @@ def summarise(set_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_set(
-    set_name: str, items: list[dict[str, Any]], generator: Any | None, out: Path, max_new_tokens: int
+    set_name: str,
+    items: list[dict[str, Any]],
+    generator: Any | None,
+    out: Path,
+    max_new_tokens: int,
+    compressor: ContextCompressor | None = None,
 ) -> list[dict[str, Any]]:
     """Answers the items not yet in ``out`` (appending each row), then returns the rows in item order.
 
@@ -282,7 +296,7 @@ def run_set(
                 continue
             if generator is None:
                 break
-            row = answer(item, generator, max_new_tokens)
+            row = answer(item, generator, max_new_tokens, compressor)
             row.update(scorer(item, row))
             done[item["id"]] = row
             sink.write(json.dumps(row) + "\n")
@@ -338,6 +352,10 @@ def main() -> None:
     sources = {"squad-v2": args.squad, "hotpotqa": args.hotpot, "rgb": args.rgb, "near-topic": args.near_topic}
     sizes = {"squad-v2": args.squad_n, "hotpotqa": args.hotpot_n, "rgb": args.rgb_n, "near-topic": args.near_topic_n}
     samples = {s: SETS[s][0](sources[s], sizes[s], args.seed)[: args.limit] for s in args.sets}
+    compressor = None
+    if settings.context.budget_words and not args.summarise_only:
+        compressor = ContextCompressor(create_embedder(settings), settings.context.budget_words)
+        compressor.embedder.embed(["warm up"])  # load outside the timing
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for name in args.generators:
         generator = None
@@ -346,7 +364,8 @@ def main() -> None:
             generator.generate(build_messages("warm up?", []), max_new_tokens=1)  # load outside the timing
         results[name] = {}
         for set_name in args.sets:
-            rows = run_set(set_name, samples[set_name], generator, args.out / name / f"{set_name}.jsonl", settings.models.max_new_tokens)
+            out = args.out / name / f"{set_name}.jsonl"
+            rows = run_set(set_name, samples[set_name], generator, out, settings.models.max_new_tokens, compressor)
             results[name][set_name] = {**summarise(set_name, rows), "rows": rows}
             print(name, set_name, json.dumps(summarise(set_name, rows)), flush=True)
     summary = {n: {s: {k: v for k, v in r.items() if k != "rows"} for s, r in sets.items()} for n, sets in results.items()}
