@@ -31,12 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from assistant.assistant import finish_answer, needs_example
 from assistant.config import Settings
 from assistant.compression import ContextCompressor
 from assistant.models.registry import create_embedder, create_generator
 from assistant.prompts import STOP, build_messages
 from assistant.types import Hit, Trace
+from eval.compare import paired_randomisation_p
 from eval.metrics import (
     abstention_scores,
     best_over_golds,
@@ -305,6 +308,37 @@ def run_set(
     return [done[item["id"]] for item in items if item["id"] in done]
 
 
+# The per-question score a paired comparison uses on each set.
+PAIRED_METRIC = {"squad-v2": "f1", "hotpotqa": "f1", "rgb": "correct", "near-topic": "hallucinated"}
+
+
+def paired_comparison(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], set_name: str) -> dict[str, Any]:
+    """This run against a baseline run on the questions both answered: mean of each, the difference and
+    its paired randomisation p-value (on SQuAD also abstention F1 and whole-answer seconds p50 of each)."""
+    key = PAIRED_METRIC[set_name]
+    before = {r["id"]: r for r in baseline}
+    pairs = [(before[r["id"]], r) for r in rows if r["id"] in before]
+    if not pairs:
+        return {"n": 0}
+    a = np.array([float(b[key]) for b, _ in pairs])
+    b = np.array([float(r[key]) for _, r in pairs])
+    scale = 100 if key == "f1" else 1
+    out = {
+        "n": len(pairs),
+        "metric": key,
+        "baseline": round(scale * a.mean(), 2),
+        "this": round(scale * b.mean(), 2),
+        "delta": round(scale * (b.mean() - a.mean()), 2),
+        "p": round(paired_randomisation_p(a, b), 4),
+        "seconds_p50": [percentile([x["seconds"] for x, _ in pairs], 0.5), percentile([x["seconds"] for _, x in pairs], 0.5)],
+    }
+    if set_name == "squad-v2":
+        for name, side in (("baseline", [x for x, _ in pairs]), ("this", [x for _, x in pairs])):
+            f1 = abstention_scores([r["abstained"] for r in side], [r["answerable"] for r in side])["f1"]
+            out[f"abstain_f1_{name}"] = round(f1, 2) if f1 is not None else None
+    return out
+
+
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The README's markdown table: one row per generator."""
     lines = [
@@ -342,6 +376,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("eval/results/generator-choice"))
     parser.add_argument("--summarise-only", action="store_true", help="tabulate the rows written so far; generate nothing")
     parser.add_argument(
+        "--baseline", type=Path, default=None, help="another run's --out: paired comparison per generator and set (e.g. whole vs compressed passages)"
+    )
+    parser.add_argument(
         "--limit", type=int, default=None, help="answer only the first N questions of each set's sample (a prefix of the same sample)"
     )
     args = parser.parse_args()
@@ -368,6 +405,14 @@ def main() -> None:
             rows = run_set(set_name, samples[set_name], generator, out, settings.models.max_new_tokens, compressor)
             results[name][set_name] = {**summarise(set_name, rows), "rows": rows}
             print(name, set_name, json.dumps(summarise(set_name, rows)), flush=True)
+    if args.baseline is not None:
+        for name, sets in results.items():
+            for set_name, result in sets.items():
+                path = args.baseline / name / f"{set_name}.jsonl"
+                if path.exists():
+                    baseline = run_set(set_name, samples[set_name], None, path, settings.models.max_new_tokens)
+                    result["paired"] = paired_comparison(result["rows"], baseline, set_name)
+                    print(name, set_name, "vs", args.baseline, json.dumps(result["paired"]), flush=True)
     summary = {n: {s: {k: v for k, v in r.items() if k != "rows"} for s, r in sets.items()} for n, sets in results.items()}
     (args.out / "summary.json").write_text(json.dumps({"settings": settings.model_dump(mode="json"), "results": summary}, indent=2))
     print()

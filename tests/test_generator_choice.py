@@ -6,7 +6,18 @@ import json
 from pathlib import Path
 
 from assistant.models.fake import FakeGenerator
-from eval.generator_choice import PASSAGES, hotpot_items, rgb_items, run_set, squad_items, summarise, table
+from assistant.compression import ContextCompressor
+from assistant.models.fake import FakeEmbedder
+from eval.generator_choice import (
+    PASSAGES,
+    hotpot_items,
+    paired_comparison,
+    rgb_items,
+    run_set,
+    squad_items,
+    summarise,
+    table,
+)
 from tests.conftest import dev_data
 
 
@@ -69,3 +80,20 @@ def test_near_topic_items_reference_squad_paragraphs_and_expect_abstention() -> 
     assert len(items) == 40 and len({i["id"] for i in items}) == 40
     assert all(i["answers"] == [] and len(i["contexts"]) == PASSAGES for i in items)
     assert score_near_topic(items[0], {"abstained": True, "supported": False}) == {"abstained_right": 1.0, "hallucinated": 0.0}
+
+
+def test_compressed_runs_show_the_model_fewer_words_and_compare_paired_with_whole_ones(tmp_path: Path) -> None:
+    filler = " ".join(f"Filler sentence number {i} says nothing." for i in range(20))
+    items = [
+        {"id": str(i), "question": "Where is the Louvre?", "answers": ["Paris"], "contexts": [("T", f"{filler} The Louvre is in Paris.")]}
+        for i in range(4)
+    ]
+    whole = run_set("squad-v2", items, FakeGenerator(["Lyon [1]"] * 4), tmp_path / "whole.jsonl", 16)
+    generator = FakeGenerator(["Paris [1]"] * 4)
+    compressor = ContextCompressor(FakeEmbedder(256), 10)
+    compressed = run_set("squad-v2", items, generator, tmp_path / "short.jsonl", 16, compressor)
+    assert "The Louvre is in Paris." in generator.calls[0][-1].content and "number 7" not in generator.calls[0][-1].content
+    assert compressed[0]["prompt_words"] < whole[0]["prompt_words"]
+    paired = paired_comparison(compressed, whole, "squad-v2")
+    assert paired["n"] == 4 and paired["baseline"] == 0.0 and paired["this"] == 100.0 and paired["delta"] == 100.0
+    assert paired["p"] < 0.2  # four of four pairs improved: the smallest p four sign flips allow is 0.125
