@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The retrieval ablation of docs/EVALUATION.md: seven configurations on three datasets, retrieval only.
-# Usage: bash eval/ablation.sh [HOME] [RUNS]   (defaults: .tessera-eval, runs/ablation)
-# Each row is one `tessera eval run`; LLM replies are cached in HOME (eval.llm_cache), so the rows that share
-# a step (+CSQE and "all" repeat +LLM expansion's calls) share its calls and report the original latency.
+# The retrieval ablation of docs/EVALUATION.md: configurations on three datasets, retrieval only.
+# Usage: bash eval/ablation.sh [HOME] [RUNS] [ROW ...]   (defaults: .tessera-eval, runs/ablation, every row)
+#   QUERY_GENERATOR=NAME  the LLM rows ask that registry generator (e.g. qwen2.5-coder-0.5b), not the answering one
+#   SETS="squad2 hotpotqa"  the dataset folders under data/ to run (default: squad2 hotpotqa musique)
+# Each row is one `tessera eval run`; LLM replies are cached in HOME (eval.llm_cache), keyed by generator, so
+# the rows that share a step (+CSQE and "all" repeat +LLM expansion's calls) share its calls and report the
+# original latency. An interrupted row resumes where it stopped (`tessera eval run` skips answered questions).
 set -euo pipefail
 home=${1:-.tessera-eval}
 runs=${2:-runs/ablation}
+shift $(($# < 2 ? $# : 2))
 tessera=${TESSERA:-tessera}
+generator=${QUERY_GENERATOR:+--set query.generator=$QUERY_GENERATOR}
 declare -A rows=(
   [1-dense]="--set retrieval.mode=dense"
   [2-bm25]="--set retrieval.mode=sparse"
   [3-hybrid]=""
-  [4-hyde]="--set query.hyde=true"
-  [5-expansion]="--set query.expansion=few-shot"
-  [6-csqe]="--set query.expansion=few-shot --set query.csqe=true"
-  [7-all]="--set query.hyde=true --set query.expansion=few-shot --set query.csqe=true"
+  [4-hyde]="--set query.hyde=true $generator"
+  [5-expansion]="--set query.expansion=few-shot $generator"
+  [5z-expansion-zero-shot]="--set query.expansion=zero-shot $generator"
+  [5c-expansion-cot]="--set query.expansion=cot $generator"
+  [6-csqe]="--set query.expansion=few-shot --set query.csqe=true $generator"
+  [7-all]="--set query.hyde=true --set query.expansion=few-shot --set query.csqe=true $generator"
 )
-for data in squad2 hotpotqa musique; do
-  for row in $(printf '%s\n' "${!rows[@]}" | sort); do
+if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
+for data in ${SETS:-squad2 hotpotqa musique}; do
+  for row in "${chosen[@]}"; do
+    [[ -v "rows[$row]" ]] || { echo "unknown row '$row'; rows: ${!rows[*]}" >&2; exit 2; }
     # shellcheck disable=SC2086  # the row's options are words
     $tessera eval run "data/$data" --out "$runs/$data/$row" --home "$home" --retrieval-only --no-progress ${rows[$row]}
   done

@@ -99,6 +99,34 @@ def test_an_overlong_prompt_is_a_clear_error(settings: Settings) -> None:
 
 
 @integration
+def test_a_sliding_window_model_answers_a_repeated_prompt_the_same_way(settings: Settings) -> None:
+    # Gemma 3's sliding-window cache: reusing the previous prompt's cached prefix changed greedy answers.
+    gemma = create_generator(settings, "gemma3-270m")
+    messages = build_messages("Who launched the Sable Wren?", HITS)
+    first = gemma.generate(messages, max_new_tokens=24)
+    assert gemma.generate([Message("user", "Say something else.")], max_new_tokens=8) is not None
+    assert [gemma.generate(messages, max_new_tokens=24) for _ in range(2)] == [first, first]
+
+
+@integration
+def test_models_load_without_amx_weight_buffers_where_the_build_has_amx(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    import assistant.models.llama_cpp as runtime
+
+    default = llama_module.llama_cpp.llama_model_default_params
+    monkeypatch.setattr(runtime, "amx_in_build", lambda: True)  # the condition seen on an AMX CPU
+    generator = LlamaCppGenerator(create_generator(settings, "qwen2.5-coder-0.5b").path, "no-amx")
+    assert generator.load().model_params.use_extra_bufts is False
+    assert generator.generate([Message("user", "Say yes.")], max_new_tokens=4)
+    assert llama_module.llama_cpp.llama_model_default_params is default  # restored after the load
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+@integration
 def test_attention_sorting_runs_on_llama_cpp(qwen: LlamaCppGenerator) -> None:
     question = "Who launched the Sable Wren?"
 
@@ -142,11 +170,17 @@ def test_openai_generator_against_a_real_llama_cpp_server(qwen: LlamaCppGenerato
     from assistant.models.openai_compat import OpenAIGenerator
 
     port = _free_port()
+    # llama_cpp.server, with the guard Tessera's own loads use (an AMX build crashed in its first matrix product).
+    launcher = (
+        "import runpy\nfrom assistant.models.llama_cpp import without_amx_weight_buffers\n"
+        "with without_amx_weight_buffers():\n    runpy.run_module('llama_cpp.server', run_name='__main__')"
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(qwen.path), "--model_alias", "qwen-local",
+        [sys.executable, "-c", launcher, "--model", str(qwen.path), "--model_alias", "qwen-local",
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
         # A file, not a pipe: an unread pipe fills with llama.cpp's log and blocks the server.
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         remote = OpenAIGenerator("qwen-local", f"http://127.0.0.1:{port}/v1", api_key="", timeout=60)

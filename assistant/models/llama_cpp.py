@@ -12,6 +12,7 @@ tokenised with special tokens parsed; document text cannot smuggle a control tok
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -63,6 +64,7 @@ class LlamaCppGenerator(Generator):
         self._llama: Any = None
         self._template: ChatTemplate | None = None
         self._attention: Any = None
+        self._sliding_window = False
         self._load_lock = threading.Lock()
         self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
 
@@ -80,6 +82,9 @@ class LlamaCppGenerator(Generator):
         with self._load_lock:
             if self._llama is None:
                 self._llama, self._template = self._load()
+                import llama_cpp
+
+                self._sliding_window = llama_cpp.llama_model_n_swa(self._llama.model) > 0
             return self._llama
 
     @property
@@ -100,7 +105,7 @@ class LlamaCppGenerator(Generator):
         if not path.is_file():
             raise ModelError(f"{self.name}: model file {path} does not exist")
         try:
-            with quiet_native_output():
+            with quiet_native_output(), without_amx_weight_buffers():
                 llama = Llama(
                     model_path=str(path),
                     n_ctx=self.context_tokens,
@@ -147,6 +152,11 @@ class LlamaCppGenerator(Generator):
                 "models.context_tokens"
             )
         with self._lock:
+            if self._sliding_window:
+                # llama-cpp-python reuses the cached prefix of the last prompt; with a sliding-window cache
+                # (Gemma 3) that changed greedy answers (a repeated question was answered differently from
+                # the first time), so these models read every prompt from the start.
+                llama.reset()
             try:
                 chunks = llama.create_completion(
                     tokens,
@@ -182,6 +192,46 @@ class LlamaCppGenerator(Generator):
         spans = source_spans(prompt, sources)
         with self._lock:
             return self._attention.span_attention(self.tokenize(prompt), prompt, spans)
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+def amx_in_build() -> bool:
+    """Whether this llama.cpp build would put weights in AMX tile buffers (an AMX CPU and a native build)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextlib.contextmanager
+def without_amx_weight_buffers() -> Iterator[None]:
+    """Loads models inside with llama.cpp's extra weight buffers off, where the build would use AMX.
+
+    On a 2-core VM whose CPU reports AMX, a native build crashed in its first matrix product (a general
+    protection fault on `ldtilecfg` in `ggml_backend_amx_mul_mat`), for every model. Plain buffers run the
+    AVX-512 kernels instead. `Llama` has no argument for this, so its default model parameters are wrapped
+    while a model loads (under a lock: the wrapper is module state).
+    """
+    if not amx_in_build():
+        yield
+        return
+    import llama_cpp.llama as llama_module
+
+    low_level = llama_module.llama_cpp
+    with _PARAMS_LOCK:
+        default = low_level.llama_model_default_params
+
+        def plain_buffers() -> Any:
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        low_level.llama_model_default_params = plain_buffers
+        try:
+            yield
+        finally:
+            low_level.llama_model_default_params = default
 
 
 def _token_text(llama: Any, token: int) -> str:
