@@ -25,7 +25,7 @@ import pytest
 from retrievers.store import EdgeStore
 from ui.web.screenshot import free_port
 
-from processes import stop
+from processes import interruptible, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLY = "Lake Baikal is the deepest lake [1]."
@@ -88,7 +88,7 @@ def web(home) -> Iterator[tuple[subprocess.Popen, str]]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "web", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -157,7 +157,7 @@ def test_web_app_refuses_a_home_a_cli_chat_owns(home) -> None:
     path, env, corpus = home
     chat = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "chat", "--plain"], cwd=ROOT, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )
     try:
         chat.stdin.write("How deep is Lake Baikal?\n")

@@ -21,7 +21,7 @@ from assistant import cli
 from ui.web import serve
 from ui.web.screenshot import free_port
 
-from processes import stop
+from processes import interruptible, stop
 
 try:  # tests/ on sys.path (pytest's rootdir insertion) or the repo root (python -m pytest)
     from fake_openai_server import FakeOpenAIServer
@@ -105,7 +105,7 @@ def served(tmp_path: Path):
         port = free_port()
         args = ["web", "--port", str(port), "--auth", f"ana:{PASSWORD}", "--max-upload-mb", "0.01"]
         process = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
