@@ -86,8 +86,11 @@ def generation_floor(generator_name: str, new_tokens: int, repeats: int) -> dict
     from assistant.models.local import TransformersGenerator
     from assistant.models.registry import create_generator
 
-    generator = create_generator(Settings(), generator_name)
-    assert isinstance(generator, TransformersGenerator), "the generation floor needs a local generator"
+    settings = Settings()
+    # The floor is torch's: the same model on the transformers runtime (llama.cpp's are in generator_runtimes).
+    settings = settings.model_copy(update={"models": settings.models.model_copy(update={"runtime": "transformers"})})
+    generator = create_generator(settings, generator_name)
+    assert isinstance(generator, TransformersGenerator), "the generation floor needs a local transformers generator"
     model, tokenizer = generator.load()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied weights counted once
     rates = [_decode_rate(model, new_tokens, repeats)]
