@@ -143,6 +143,7 @@ class Assistant:
         embedder: Overrides the embedder named in the settings.
         generator: Overrides the generator named in the settings.
         store: Overrides the store the settings point at.
+        query_generator: Overrides ``query.generator`` for the query steps (the evaluation passes a cached one).
     """
 
     def __init__(
@@ -152,12 +153,13 @@ class Assistant:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         store: Store | None = None,
+        query_generator: Generator | None = None,
     ) -> None:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
         self._store = store
-        self._query_generator: Generator | None = None
+        self._query_generator: Generator | None = query_generator
         self._retriever: HybridRetriever | None = None
 
     @property

@@ -140,7 +140,7 @@ class EvalRunner:
             )
         self.settings = settings
         self.config = config
-        self._cache: Any = None  # the CachedGenerator, when eval.llm_cache is on
+        self._caches: list[Any] = []  # the CachedGenerators (answering and query steps), when eval.llm_cache is on
 
     def run(self) -> dict[str, Any]:
         """Answers every question not yet in ``answers.jsonl``, then writes the summary and report."""
@@ -231,7 +231,7 @@ class EvalRunner:
         }
 
     def _replayed_seconds(self) -> float:
-        return self._cache.replayed_seconds if self._cache is not None else 0.0
+        return sum(cache.replayed_seconds for cache in self._caches)
 
     def _ragas_evaluator(self) -> RagasEvaluator:
         from assistant.models.registry import create_embedder, create_generator
@@ -255,18 +255,25 @@ class EvalRunner:
 
         index_settings = self._index_settings(dataset)
         generator = create_generator(index_settings)
+        name = index_settings.query.generator
+        query_generator = create_generator(index_settings, name) if name and name != index_settings.models.generator else None
         if self.settings.eval.llm_cache:
             from eval.llm_cache import CachedGenerator
 
-            generator = self._cache = CachedGenerator(generator, self.settings.home / "eval-llm-cache.sqlite")
-        assistant = Assistant(index_settings, generator=generator)
+            path = self.settings.home / "eval-llm-cache.sqlite"
+            generator = CachedGenerator(generator, path)
+            self._caches.append(generator)
+            if query_generator is not None:  # its replies are cached too (keys hold the model's name)
+                query_generator = CachedGenerator(query_generator, path)
+                self._caches.append(query_generator)
+        assistant = Assistant(index_settings, generator=generator, query_generator=query_generator)
         try:
             self._ensure_index(assistant, dataset, index_settings)
             yield assistant
         finally:
             assistant.close()
-            if self._cache is not None:
-                self._cache.close()
+            for cache in self._caches:
+                cache.close()
 
     def _index_settings(self, dataset: Dataset) -> Settings:
         """The run's settings with ``home`` moved to the cached index for this corpus and these settings."""

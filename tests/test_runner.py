@@ -134,6 +134,22 @@ def test_retrieval_only_run_scores_retrieval_and_times_the_query_steps(fake_sett
     assert timings["retrieval_total"] == pytest.approx(sum(v for k, v in timings.items() if k != "retrieval_total"))
 
 
+def test_a_separate_query_generator_is_cached_too(fake_settings: Settings, tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tiny_dataset(tmp_path / "data")
+    passage = "Lake Baikal in Siberia is the deepest lake on Earth."
+    query = fake_settings.query.model_copy(update={"hyde": True, "generator": f"fake:{passage}"})
+    settings = fake_settings.model_copy(update={"query": query})
+    run(settings, data, tmp_path / "run", retrieval_only=True)
+    with sqlite3.connect(settings.home / "eval-llm-cache.sqlite") as db:
+        replies = [text for (text,) in db.execute("SELECT text FROM replies")]
+    assert replies == [passage, passage]  # one HyDE call per answerable question, both kept for the next row
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    hyde = [s for s in rows[0]["trace"]["stages"] if s["name"] == "hyde"][0]
+    assert hyde["details"]["passages"] == [passage]
+
+
 def test_llm_cache_replays_a_reply_and_charges_its_original_time(tmp_path: Path) -> None:
     from assistant.models.fake import FakeGenerator
     from eval.llm_cache import CachedGenerator
