@@ -87,7 +87,7 @@ def generation_floor(generator_name: str, new_tokens: int, repeats: int) -> dict
     from assistant.models.registry import create_generator
 
     settings = Settings()
-    # The floor is torch's: the same model on the transformers runtime (llama.cpp's are in generator_runtimes).
+    # The floor is torch's: the same model on the transformers runtime (llama.cpp's: eval.bench.runtimes).
     settings = settings.model_copy(update={"models": settings.models.model_copy(update={"runtime": "transformers"})})
     generator = create_generator(settings, generator_name)
     assert isinstance(generator, TransformersGenerator), "the generation floor needs a local transformers generator"
