@@ -10,12 +10,19 @@ the files altogether. It is an ``flock`` on ``<shard>.lock``, which also holds t
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: Edge's own WAL lock is the only guard there
     fcntl = None  # type: ignore[assignment]
+
+
+# How long to wait for a holder whose pid is not in the lock file yet (20 × 50 ms): it is between its
+# flock and its write, or between emptying the file and closing it.
+_UNNAMED_RETRIES = 20
+_UNNAMED_WAIT_S = 0.05
 
 
 class ShardBusy(OSError):
@@ -40,21 +47,33 @@ class ShardLock:
     def acquire(self) -> None:
         """Takes the lock without waiting; a no-op when already held.
 
+        A holder that has not yet written its pid, or is just letting go (release empties the file), is
+        given a moment: the caller then either gets the lock or a busy error that can name the owner.
+
         Raises:
             ShardBusy: Someone else holds it.
         """
         if fcntl is None or self._fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(_UNNAMED_RETRIES + 1):
+            if self._try_lock():
+                return
+            if self.owner() or attempt == _UNNAMED_RETRIES:
+                raise ShardBusy(f"{self.path} is locked")
+            time.sleep(_UNNAMED_WAIT_S)
+
+    def _try_lock(self) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
+        except OSError:
             os.close(fd)
-            raise ShardBusy(f"{self.path} is locked") from e
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        return True
 
     def release(self) -> None:
         """Lets go of the lock; safe to call when not held."""

@@ -425,11 +425,13 @@ class EdgeStore(Store):
         return StoreError(f"another Tessera process{by} is using {self.path}; close it or use a different --home")
 
     def _owner(self) -> str:
+        # The lock file names the current holder; the shard's own file may be an earlier owner's.
+        if owner := self._home_lock.owner():
+            return owner
         try:
-            owner = (self.path / _OWNER).read_text().strip()
+            return (self.path / _OWNER).read_text().strip()
         except OSError:
-            owner = ""
-        return owner or self._home_lock.owner()
+            return ""
 
 
 class ClientStore(Store):

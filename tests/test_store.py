@@ -343,3 +343,39 @@ def test_shard_lock_is_exclusive_names_its_owner_and_is_released(tmp_path: Path)
     assert second.held
     second.release()
     second.release()  # safe twice
+
+
+def test_shard_lock_waits_for_a_holder_that_has_not_named_itself(tmp_path: Path) -> None:
+    """A holder between its flock and its pid write, or letting go, never yields a nameless busy error."""
+    import fcntl
+    import threading
+
+    from retrievers.shard_lock import ShardBusy, ShardLock
+
+    def hold_unnamed(write_pid: bool) -> threading.Timer:
+        lock = ShardLock(tmp_path / "shard")
+        fd = os.open(lock.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, but the file is still empty
+
+        def later() -> None:
+            if write_pid:
+                os.write(fd, b"4242")
+            else:
+                os.close(fd)
+
+        timer = threading.Timer(0.2, later)
+        timer.start()
+        return timer
+
+    hold_unnamed(write_pid=True)  # a starting holder: the error names it
+    with pytest.raises(ShardBusy):
+        ShardLock(tmp_path / "shard").acquire()
+    assert ShardLock(tmp_path / "shard").owner() == "4242"
+
+    (tmp_path / "shard.lock").unlink()
+    hold_unnamed(write_pid=False).join()  # a leaving holder: the lock is taken once it is gone
+    waiter = ShardLock(tmp_path / "shard")
+    hold_unnamed(write_pid=False)
+    waiter.acquire()
+    assert waiter.held and waiter.owner() == str(os.getpid())
+    waiter.release()
