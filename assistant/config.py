@@ -230,6 +230,9 @@ class EvalSettings(_Section):
     judge: str | None = None
     """Generator used as the RAGAS judge (any registry name); unset: LLM-judged metrics are reported as
     missing. The bundled 135M/270M models are too small to judge (they cannot write valid JSON)."""
+    judge_sample: int = Field(20, ge=0)
+    """Questions the judge scores: the first this many of the run's seeded sample (each costs about ten
+    judge calls); the rest report the judged metrics as missing. 0 judges none."""
     depth: int = Field(20, ge=1, le=1000)
     """Hits retrieved per question for the retrieval metrics (recall@k needs k ≤ depth)."""
     bootstrap: int = Field(1000, ge=100)

@@ -42,6 +42,7 @@ NO_REFERENCE = "no reference answer"
 NO_REFERENCE_CONTEXTS = "no reference contexts"
 NO_CONTEXTS = "no retrieved contexts"
 NO_ANSWER = "empty answer (an abstention): nothing to judge"
+NOT_REQUESTED = "not requested"
 _REASON_CHARS = 300
 _T = TypeVar("_T")
 
@@ -110,6 +111,8 @@ class RagasEvaluator:
         judge: Generator that answers ragas' JSON prompts; must write valid JSON (the bundled 135M/270M
             models cannot).
         judge_max_new_tokens: Most tokens per judge reply.
+        only: Compute only these metrics (names from `metric_names`); the rest are missing, "not requested".
+        no_judge_reason: Why the judged metrics are missing when ``judge`` is None.
 
     Example:
         >>> ev = RagasEvaluator(FakeEmbedder())  # doctest: +SKIP
@@ -126,6 +129,8 @@ class RagasEvaluator:
         judge: Generator | None = None,
         *,
         judge_max_new_tokens: int = 512,
+        only: Sequence[str] | None = None,
+        no_judge_reason: str = NO_JUDGE,
     ) -> None:
         if embedder is not None and not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be an assistant.models.base.Embedder or None, got {embedder!r}")
@@ -133,6 +138,11 @@ class RagasEvaluator:
             raise TypeError(f"judge must be an assistant.models.base.Generator or None, got {judge!r}")
         if judge_max_new_tokens < 1:
             raise ValueError(f"judge_max_new_tokens must be at least 1, got {judge_max_new_tokens}")
+        unknown = sorted(set(only or ()) - {spec.name for spec in _SPECS})
+        if unknown:
+            raise ValueError(f"unknown ragas metrics {unknown}; known: {[spec.name for spec in _SPECS]}")
+        self.only = frozenset(only) if only is not None else None
+        self.no_judge_reason = no_judge_reason
         self.embedder = embedder
         self.judge = judge
         self.judge_max_new_tokens = judge_max_new_tokens
@@ -191,8 +201,10 @@ class RagasEvaluator:
         return rows
 
     def _missing(self, spec: _Spec, sample: RagasSample) -> str | None:
+        if self.only is not None and spec.name not in self.only:
+            return NOT_REQUESTED
         unmet = {
-            "judge": (self.judge is None, NO_JUDGE),
+            "judge": (self.judge is None, self.no_judge_reason),
             "embedder": (self.embedder is None, NO_EMBEDDER),
             "reference": (not (sample.reference or "").strip(), NO_REFERENCE),
             # ragas takes max() over these lists, so an empty one crashes it rather than scoring

@@ -85,12 +85,44 @@ def summarise(rows: list[dict[str, Any]], settings: Settings, dataset: Any, conf
         "retrieval_only": bool(rows) and all("abstained" not in r for r in rows),
         "missing": missing_table(rows),
         "latency": latency_table(rows),
+        "judge": judge_summary(settings),
         "settings": settings.model_dump(
             mode="json", exclude={"models": {"openai_api_key"}, "store": {"qdrant_api_key"}}
         ),
         "versions": versions(),
         "wall_seconds": wall,
     }
+
+
+def judge_summary(settings: Settings) -> dict[str, Any] | None:
+    """Who judged the LLM metrics, on how many questions, and the judge's measured agreement with labels."""
+    from eval.judge_agreement import load_agreement
+
+    name = settings.eval.judge
+    if not name:
+        return None
+    return {"name": name, "sample": settings.eval.judge_sample, "agreement": load_agreement(name, settings.home)}
+
+
+def judge_lines(judge: dict[str, Any] | None) -> list[str]:
+    """The report's paragraph on the judge: how far to trust the LLM-judged metrics above it."""
+    if judge is None:
+        return ["No judge model is configured (`eval.judge`): the LLM-judged RAGAS metrics are not computed."]
+    lines = [f"LLM-judged RAGAS metrics are scored by `{judge['name']}` on the first {judge['sample']} questions."]
+    agreement = judge["agreement"]
+    if agreement is None:
+        return lines + [
+            "", f"This judge's agreement with labels was never measured: run "
+            f"`python -m eval.judge_agreement --judge {judge['name']}` before trusting its scores.",
+        ]
+    lines += [
+        "", f"Its agreement with labelled items (`{agreement['command']}`, commit {agreement.get('commit') or '?'}; "
+        f"score ≥ {agreement['threshold']} read as yes):", "",
+        "| metric | accuracy | Cohen's κ | AUC | items | judge failed |", "|---|---|---|---|---|---|",
+    ]
+    for name, m in agreement["metrics"].items():
+        lines.append(f"| ragas.{name} | {_fmt(m['accuracy'])} | {_fmt(m['kappa'])} | {_fmt(m['auc'])} | {m['n']} | {m['failed']} |")
+    return lines
 
 
 def _fmt(value: float | None) -> str:
@@ -127,6 +159,10 @@ def write_report(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any])
         f"F1 {_fmt(ab['f1'])}.",
         "",
         "![metric distributions](metrics.png)",
+        "",
+        "## Judge",
+        "",
+        *judge_lines(summary.get("judge")),
         "",
         "## Not computed",
         "",

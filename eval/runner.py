@@ -159,14 +159,16 @@ class EvalRunner:
         todo = [q for q in questions if q.id not in done]
         if todo:
             with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
-                ragas = None if self.config.retrieval_only else self._ragas_evaluator()
+                judged, unjudged = (None, None) if self.config.retrieval_only else self._ragas_evaluators()
+                judged_ids = {q.id for q in questions[: self.settings.eval.judge_sample]}
                 corpus = {r.id: r.text for r in dataset.corpus}
                 bar = tqdm(todo, desc="questions", unit="q", disable=not self.config.progress)
                 for question in bar:
                     replayed = self._replayed_seconds()
-                    if ragas is None:
+                    if judged is None or unjudged is None:
                         row = self._retrieve_one(qa, question)
                     else:
+                        ragas = judged if question.id in judged_ids else unjudged
                         row = self._answer_one(qa, question, ragas, corpus)
                     if (extra := self._replayed_seconds() - replayed) > 0:
                         row["timings"]["llm_replayed"] = extra
@@ -233,11 +235,17 @@ class EvalRunner:
     def _replayed_seconds(self) -> float:
         return sum(cache.replayed_seconds for cache in self._caches)
 
-    def _ragas_evaluator(self) -> RagasEvaluator:
+    def _ragas_evaluators(self) -> tuple[RagasEvaluator, RagasEvaluator]:
+        """The evaluator for questions in the judged sample, and the one (without judge) for the rest."""
         from assistant.models.registry import create_embedder, create_generator
 
-        judge = create_generator(self.settings, self.settings.eval.judge) if self.settings.eval.judge else None
-        return RagasEvaluator(create_embedder(self.settings), judge)
+        embedder, name = create_embedder(self.settings), self.settings.eval.judge
+        if not name:
+            plain = RagasEvaluator(embedder)
+            return plain, plain
+        outside = f"outside the judged sample (the first eval.judge_sample={self.settings.eval.judge_sample} questions)"
+        judge = create_generator(self.settings, name)
+        return RagasEvaluator(embedder, judge), RagasEvaluator(embedder, None, no_judge_reason=outside)
 
     @contextmanager
     def _pipeline(self, dataset: Dataset) -> Iterator[QA]:

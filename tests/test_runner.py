@@ -31,7 +31,8 @@ def tiny_dataset(folder: Path) -> Path:
 
 @pytest.fixture
 def fake_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"models": settings.models.model_copy(update={"embedder": "fake", "generator": "fake"})})
+    models = settings.models.model_copy(update={"embedder": "fake", "generator": "fake"})
+    return settings.model_copy(update={"models": models, "eval": settings.eval.model_copy(update={"judge": None})})
 
 
 def run(settings: Settings, data: Path, out: Path, **kwargs) -> dict:
@@ -81,6 +82,33 @@ def test_judge_configured_attempts_judged_metrics(fake_settings: Settings, tmp_p
     summary = run(judged, data, tmp_path / "run", limit=1, seed=0)
     reasons = " ".join(summary["missing"].get("ragas.faithfulness", {}).get("reasons", []))
     assert "no judge model configured" not in reasons
+
+
+def test_only_the_judged_sample_is_judged_and_the_report_shows_the_judges_agreement(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    record = {"judge": "fake", "threshold": 0.5, "commit": "abc1234", "command": "python -m eval.judge_agreement --judge fake",
+              "metrics": {"faithfulness": {"accuracy": 0.8, "kappa": 0.6, "auc": 0.9, "n": 40, "failed": 2}}}
+    (fake_settings.home / "judge-agreement").mkdir(parents=True)
+    (fake_settings.home / "judge-agreement" / "fake.json").write_text(json.dumps(record))
+    judged = fake_settings.model_copy(update={"eval": fake_settings.eval.model_copy(update={"judge": "fake", "judge_sample": 1})})
+    summary = run(judged, data, tmp_path / "run", limit=3, seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    outside = [r for r in rows if "outside the judged sample" in (r["missing"].get("ragas.context_recall") or "")]
+    assert len(outside) == 2  # one of three questions was judged
+    assert summary["judge"]["name"] == "fake" and summary["judge"]["agreement"]["commit"] == "abc1234"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "scored by `fake` on the first 1 questions" in report
+    assert "| ragas.faithfulness | 0.800 | 0.600 | 0.900 | 40 | 2 |" in report
+
+
+def test_a_judge_never_measured_is_flagged_in_the_report(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    judged = fake_settings.model_copy(update={"eval": fake_settings.eval.model_copy(update={"judge": "fake", "judge_sample": 0})})
+    run(judged, data, tmp_path / "run", limit=1, seed=0)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "agreement with labels was never measured" in report and "--judge fake" in report
 
 
 def test_vanilla_pipeline_runs_on_the_same_dataset(fake_settings: Settings, tmp_path: Path) -> None:
