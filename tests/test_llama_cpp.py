@@ -216,3 +216,22 @@ def test_native_notices_are_silenced_and_stderr_restored(capfd: pytest.CaptureFi
     os.write(2, b"after\n")
     err = capfd.readouterr().err
     assert "llama.cpp notice" not in err and "after" in err
+
+
+@integration
+def test_a_process_that_used_the_model_exits_without_a_teardown_traceback(settings: Settings) -> None:
+    # llama-cpp-python's Llama.__del__ at interpreter shutdown used to print "Exception ignored in ...
+    # 'NoneType' object is not callable" after a command whose model outlived the modules (ragas' judge).
+    script = (
+        "from pathlib import Path\n"
+        "from assistant.config import Settings\n"
+        "from assistant.models.registry import create_embedder, create_generator\n"
+        "from eval.ragas_metrics import RagasEvaluator, RagasSample\n"
+        f"s = Settings(home=Path({str(settings.home)!r}))\n"
+        "judge = create_generator(s, 'qwen2.5-coder-0.5b')\n"
+        "ev = RagasEvaluator(create_embedder(s), judge, only=['answer_relevancy'], judge_max_new_tokens=48)\n"
+        "print(ev.score([RagasSample('Who won?', 'Bob won the race.', ['Bob won the race.'])]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]

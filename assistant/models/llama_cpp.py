@@ -12,9 +12,11 @@ tokenised with special tokens parsed; document text cannot smuggle a control tok
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,9 @@ class LlamaCppGenerator(Generator):
                 )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        # Free it before interpreter shutdown: Llama.__del__ at teardown finds its ctypes globals gone and
+        # prints a traceback ("'NoneType' object is not callable") after every command.
+        atexit.register(_close, weakref.ref(llama))
         source = llama.metadata.get("tokenizer.chat_template")
         if not source:  # a base model: the prompt is the messages' text (see `render`)
             return llama, None
@@ -232,6 +237,11 @@ def without_amx_weight_buffers() -> Iterator[None]:
             yield
         finally:
             low_level.llama_model_default_params = default
+
+
+def _close(ref: weakref.ref[Any]) -> None:
+    if (llama := ref()) is not None:
+        llama.close()
 
 
 def _token_text(llama: Any, token: int) -> str:
