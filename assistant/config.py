@@ -230,6 +230,11 @@ class EvalSettings(_Section):
     judge: str | None = None
     """Generator used as the RAGAS judge (any registry name); unset: LLM-judged metrics are reported as
     missing. The bundled 135M/270M models are too small to judge (they cannot write valid JSON)."""
+    judge_metrics: list[
+        Literal["faithfulness", "answer_relevancy", "llm_context_precision_with_reference", "context_recall"]
+    ] | None = None
+    """LLM-judged metrics the judge scores; unset: those its measured agreement with labels supports (Cohen's
+    κ > 0.4 in `python -m eval.judge_agreement`; all four for a judge never measured)."""
     judge_sample: int = Field(20, ge=0)
     """Questions the judge scores: the first this many of the run's seeded sample (each costs about ten
     judge calls); the rest report the judged metrics as missing. 0 judges none."""

@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,9 @@ from tqdm import tqdm
 
 from assistant.models.base import Embedder, Generator
 from eval.generator_choice import DEFAULT_RGB, DEFAULT_SQUAD
-from eval.ragas_metrics import RagasEvaluator, RagasSample
+from eval.ragas_metrics import JUDGED_METRICS, METRIC_NAMES, NOT_REQUESTED, RagasEvaluator, RagasSample
 from eval.support_study import _sentence_at
 
-JUDGED = ("faithfulness", "answer_relevancy", "context_recall", "llm_context_precision_with_reference")
 SHIPPED = Path(__file__).resolve().parent / "judge_agreement"
 THRESHOLD = 0.5
 _MIN_WORDS = 6
@@ -185,8 +185,8 @@ def measure(
         "metrics": {},
     }
     with items_path.open("w") as sink:
-        for metric in JUDGED:
-            evaluator = RagasEvaluator(embedder, judge, only=[metric])
+        for metric in JUDGED_METRICS:
+            evaluator = RagasEvaluator(embedder, judge, skip={m: NOT_REQUESTED for m in METRIC_NAMES if m != metric})
             results = []
             for item in tqdm(balanced(pool, metric, n, rng), desc=metric, unit="item"):
                 began = time.perf_counter()
@@ -215,6 +215,35 @@ def load_agreement(judge_name: str, home: Path | None = None) -> dict[str, Any] 
             except (OSError, ValueError):
                 continue
     return None
+
+
+# Landis & Koch's "moderate" agreement begins above 0.4; below it a judged score says little about the answer.
+TRUSTED_KAPPA = 0.4
+
+
+def untrusted(agreement: dict[str, Any] | None) -> dict[str, str]:
+    """The judged metrics a judge's measured agreement does not support, each with the reason (for reports);
+    a judge never measured is trusted on all of them (the report says it was never measured)."""
+    if agreement is None:
+        return {}
+    reasons = {}
+    for name in JUDGED_METRICS:
+        kappa = agreement["metrics"].get(name, {}).get("kappa")
+        if kappa is None or kappa <= TRUSTED_KAPPA:
+            shown = "not measured" if kappa is None else f"Cohen's κ {kappa:.2f} ≤ {TRUSTED_KAPPA}"
+            reasons[name] = (
+                f"judge {agreement['judge']} does not agree with labels on this metric ({shown}; "
+                "python -m eval.judge_agreement); set eval.judge_metrics to score it anyway"
+            )
+    return reasons
+
+
+def left_out(chosen: Sequence[str] | None, agreement: dict[str, Any] | None) -> dict[str, str]:
+    """The judged metrics a run leaves out, each with the reason: those not in ``chosen``
+    (`eval.judge_metrics`) or, when nothing was chosen, those the judge's agreement does not support."""
+    if chosen is not None:
+        return {m: "not in eval.judge_metrics" for m in JUDGED_METRICS if m not in chosen}
+    return untrusted(agreement)
 
 
 def _commit() -> str | None:

@@ -23,7 +23,7 @@ import asyncio
 import math
 import os
 import warnings
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -96,6 +96,9 @@ _SPECS = (
     _Spec("context_recall", ("judge", "reference", "contexts"), "the judge classified no statements"),
 )
 
+METRIC_NAMES = tuple(spec.name for spec in _SPECS)
+JUDGED_METRICS = tuple(spec.name for spec in _SPECS if "judge" in spec.needs)
+
 
 class RagasEvaluator:
     """Scores answered questions with ragas' metrics.
@@ -111,7 +114,7 @@ class RagasEvaluator:
         judge: Generator that answers ragas' JSON prompts; must write valid JSON (the bundled 135M/270M
             models cannot).
         judge_max_new_tokens: Most tokens per judge reply.
-        only: Compute only these metrics (names from `metric_names`); the rest are missing, "not requested".
+        skip: Metrics not to compute (names from `metric_names`), each with the reason it is missing.
         no_judge_reason: Why the judged metrics are missing when ``judge`` is None.
 
     Example:
@@ -129,7 +132,7 @@ class RagasEvaluator:
         judge: Generator | None = None,
         *,
         judge_max_new_tokens: int = 512,
-        only: Sequence[str] | None = None,
+        skip: Mapping[str, str] | None = None,
         no_judge_reason: str = NO_JUDGE,
     ) -> None:
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -138,10 +141,10 @@ class RagasEvaluator:
             raise TypeError(f"judge must be an assistant.models.base.Generator or None, got {judge!r}")
         if judge_max_new_tokens < 1:
             raise ValueError(f"judge_max_new_tokens must be at least 1, got {judge_max_new_tokens}")
-        unknown = sorted(set(only or ()) - {spec.name for spec in _SPECS})
+        unknown = sorted(set(skip or {}) - set(METRIC_NAMES))
         if unknown:
-            raise ValueError(f"unknown ragas metrics {unknown}; known: {[spec.name for spec in _SPECS]}")
-        self.only = frozenset(only) if only is not None else None
+            raise ValueError(f"unknown ragas metrics {unknown}; known: {list(METRIC_NAMES)}")
+        self.skip = dict(skip or {})
         self.no_judge_reason = no_judge_reason
         self.embedder = embedder
         self.judge = judge
@@ -156,7 +159,7 @@ class RagasEvaluator:
 
     def metric_names(self) -> list[str]:
         """The keys of every dict `score` returns, in order (the same whatever is configured)."""
-        return [spec.name for spec in _SPECS]
+        return list(METRIC_NAMES)
 
     def score(
         self, samples: Sequence[RagasSample], *, show_progress: bool = False
@@ -201,8 +204,8 @@ class RagasEvaluator:
         return rows
 
     def _missing(self, spec: _Spec, sample: RagasSample) -> str | None:
-        if self.only is not None and spec.name not in self.only:
-            return NOT_REQUESTED
+        if spec.name in self.skip:
+            return self.skip[spec.name]
         unmet = {
             "judge": (self.judge is None, self.no_judge_reason),
             "embedder": (self.embedder is None, NO_EMBEDDER),

@@ -96,12 +96,14 @@ def summarise(rows: list[dict[str, Any]], settings: Settings, dataset: Any, conf
 
 def judge_summary(settings: Settings) -> dict[str, Any] | None:
     """Who judged the LLM metrics, on how many questions, and the judge's measured agreement with labels."""
-    from eval.judge_agreement import load_agreement
+    from eval.judge_agreement import left_out, load_agreement
 
     name = settings.eval.judge
     if not name:
         return None
-    return {"name": name, "sample": settings.eval.judge_sample, "agreement": load_agreement(name, settings.home)}
+    agreement = load_agreement(name, settings.home)
+    return {"name": name, "sample": settings.eval.judge_sample, "agreement": agreement,
+            "left_out": left_out(settings.eval.judge_metrics, agreement)}
 
 
 def judge_lines(judge: dict[str, Any] | None) -> list[str]:
@@ -109,6 +111,8 @@ def judge_lines(judge: dict[str, Any] | None) -> list[str]:
     if judge is None:
         return ["No judge model is configured (`eval.judge`): the LLM-judged RAGAS metrics are not computed."]
     lines = [f"LLM-judged RAGAS metrics are scored by `{judge['name']}` on the first {judge['sample']} questions."]
+    if left := judge.get("left_out"):
+        lines += ["", "Left out: " + ", ".join(f"ragas.{m} ({why})" for m, why in left.items()) + "."]
     agreement = judge["agreement"]
     if agreement is None:
         return lines + [
@@ -118,11 +122,22 @@ def judge_lines(judge: dict[str, Any] | None) -> list[str]:
     lines += [
         "", f"Its agreement with labelled items (`{agreement['command']}`, commit {agreement.get('commit') or '?'}; "
         f"score ≥ {agreement['threshold']} read as yes):", "",
-        "| metric | accuracy | Cohen's κ | AUC | items | judge failed |", "|---|---|---|---|---|---|",
+        "| metric | accuracy | Cohen's κ | AUC | items | judge failed | use it? |", "|---|---|---|---|---|---|---|",
     ]
     for name, m in agreement["metrics"].items():
-        lines.append(f"| ragas.{name} | {_fmt(m['accuracy'])} | {_fmt(m['kappa'])} | {_fmt(m['auc'])} | {m['n']} | {m['failed']} |")
+        lines.append(
+            f"| ragas.{name} | {_fmt(m['accuracy'])} | {_fmt(m['kappa'])} | {_fmt(m['auc'])} | {m['n']} | {m['failed']} "
+            f"| {_verdict(m['kappa'])} |"
+        )
     return lines
+
+
+def _verdict(kappa: float | None) -> str:
+    from eval.judge_agreement import TRUSTED_KAPPA
+
+    if kappa is None:
+        return "unknown"
+    return "yes" if kappa > TRUSTED_KAPPA else f"no: κ ≤ {TRUSTED_KAPPA}"
 
 
 def _fmt(value: float | None) -> str:

@@ -236,16 +236,19 @@ class EvalRunner:
         return sum(cache.replayed_seconds for cache in self._caches)
 
     def _ragas_evaluators(self) -> tuple[RagasEvaluator, RagasEvaluator]:
-        """The evaluator for questions in the judged sample, and the one (without judge) for the rest."""
+        """The evaluator for questions in the judged sample, and the one (without judge) for the rest. The
+        judge scores only the metrics it is trusted on (`eval.judge_agreement.left_out`)."""
         from assistant.models.registry import create_embedder, create_generator
+        from eval.judge_agreement import left_out, load_agreement
 
         embedder, name = create_embedder(self.settings), self.settings.eval.judge
         if not name:
             plain = RagasEvaluator(embedder)
             return plain, plain
         outside = f"outside the judged sample (the first eval.judge_sample={self.settings.eval.judge_sample} questions)"
+        skip = left_out(self.settings.eval.judge_metrics, load_agreement(name, self.settings.home))
         judge = create_generator(self.settings, name)
-        return RagasEvaluator(embedder, judge), RagasEvaluator(embedder, None, no_judge_reason=outside)
+        return RagasEvaluator(embedder, judge, skip=skip), RagasEvaluator(embedder, None, no_judge_reason=outside)
 
     @contextmanager
     def _pipeline(self, dataset: Dataset) -> Iterator[QA]:

@@ -10,7 +10,6 @@ import pytest
 
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from eval.judge_agreement import (
-    JUDGED,
     SHIPPED,
     agreement,
     balanced,
@@ -20,7 +19,10 @@ from eval.judge_agreement import (
     rgb_items,
     roc_auc,
     squad_items,
+    untrusted,
+    left_out,
 )
+from eval.ragas_metrics import JUDGED_METRICS
 
 TRUE = "The prize went to Ann Lee in 2019. The ceremony was in Oslo."
 FALSE = "The prize went to Bo Chan in 2019. The ceremony was in Oslo."
@@ -113,7 +115,7 @@ def test_balanced_takes_half_each(rgb: Path) -> None:
 def test_measure_writes_the_summary_and_every_item(rgb: Path, squad: Path, tmp_path: Path) -> None:
     judge = FakeGenerator(default="Looks fine to me.")  # never valid JSON: every item fails, none is "no"
     summary = measure(FakeEmbedder(dimension=16), judge, "fake", 2, 0, squad, rgb, tmp_path / "out")
-    assert list(summary["metrics"]) == list(JUDGED)
+    assert list(summary["metrics"]) == list(JUDGED_METRICS)
     for m in summary["metrics"].values():
         assert m["n"] == 2 and m["failed"] == 2 and m["accuracy"] is None
     written = json.loads((tmp_path / "out" / "fake.json").read_text())
@@ -130,9 +132,22 @@ def test_load_agreement_prefers_the_users_own_measurement(tmp_path: Path) -> Non
 
 
 def test_shipped_records_are_complete() -> None:
-    for path in SHIPPED.glob("*.json"):
+    shipped = sorted(SHIPPED.glob("*.json"))
+    assert "qwen2.5-coder-0.5b.json" in [p.name for p in shipped]  # measured: docs/EVALUATION.md §8
+    for path in shipped:
         record = json.loads(path.read_text())
         assert record["judge"] == path.stem and record["commit"] and record["command"]
-        assert set(record["metrics"]) == set(JUDGED)
+        assert set(record["metrics"]) == set(JUDGED_METRICS)
         for m in record["metrics"].values():
             assert {"accuracy", "kappa", "auc", "n", "failed"} <= set(m)
+
+
+def test_a_judge_is_used_only_where_its_agreement_supports_it() -> None:
+    record = {"judge": "j", "metrics": {"faithfulness": {"kappa": 0.05}, "answer_relevancy": {"kappa": 0.55},
+                                        "context_recall": {"kappa": None}}}
+    reasons = untrusted(record)
+    assert set(reasons) == {"faithfulness", "context_recall", "llm_context_precision_with_reference"}
+    assert "0.05" in reasons["faithfulness"] and "not measured" in reasons["llm_context_precision_with_reference"]
+    assert untrusted(None) == {}  # never measured: scored, and the report says so
+    assert left_out(None, record) == reasons
+    assert left_out(["faithfulness"], record) == {m: "not in eval.judge_metrics" for m in JUDGED_METRICS if m != "faithfulness"}

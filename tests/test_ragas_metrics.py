@@ -94,6 +94,7 @@ def test_default_init_and_names() -> None:
         ({"embedder": "minilm"}, TypeError),
         ({"judge": object()}, TypeError),
         ({"judge_max_new_tokens": 0}, ValueError),
+        ({"skip": {"faithfulnes": "typo"}}, ValueError),
     ],
 )
 def test_invalid_init(kwargs: dict, error: type[Exception]) -> None:
@@ -138,6 +139,13 @@ def test_non_llm_metrics_by_hand(fake_embedder: FakeEmbedder) -> None:
     assert second["non_llm_context_precision_with_reference"].value == pytest.approx(1.0)
     cos = float(np.dot(*fake_embedder.embed(["Paris", "It is Paris, of course"])))
     assert second["semantic_similarity"].value == pytest.approx(cos)
+
+
+def test_skipped_metrics_are_missing_with_their_reason(fake_embedder: FakeEmbedder) -> None:
+    sample = RagasSample("Capital of France?", "Paris", ["Paris is the capital of France."], "Paris", None)
+    row = RagasEvaluator(fake_embedder, skip={"exact_match": "left out on purpose"}).score([sample])[0]
+    assert row["exact_match"] == MetricValue(None, "left out on purpose")
+    assert row["string_present"].value == 1.0  # the others are computed as before
 
 
 def test_missing_reasons_without_judge_or_references() -> None:

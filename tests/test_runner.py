@@ -89,18 +89,39 @@ def test_only_the_judged_sample_is_judged_and_the_report_shows_the_judges_agreem
 ) -> None:
     data = tiny_dataset(tmp_path / "data")
     record = {"judge": "fake", "threshold": 0.5, "commit": "abc1234", "command": "python -m eval.judge_agreement --judge fake",
-              "metrics": {"faithfulness": {"accuracy": 0.8, "kappa": 0.6, "auc": 0.9, "n": 40, "failed": 2}}}
+              "metrics": {"faithfulness": {"accuracy": 0.8, "kappa": 0.6, "auc": 0.9, "n": 40, "failed": 2},
+                          "context_recall": {"accuracy": 0.55, "kappa": 0.1, "auc": 0.6, "n": 40, "failed": 0}}}
     (fake_settings.home / "judge-agreement").mkdir(parents=True)
     (fake_settings.home / "judge-agreement" / "fake.json").write_text(json.dumps(record))
     judged = fake_settings.model_copy(update={"eval": fake_settings.eval.model_copy(update={"judge": "fake", "judge_sample": 1})})
     summary = run(judged, data, tmp_path / "run", limit=3, seed=0)
     rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
-    outside = [r for r in rows if "outside the judged sample" in (r["missing"].get("ragas.context_recall") or "")]
+    outside = [r for r in rows if "outside the judged sample" in (r["missing"].get("ragas.faithfulness") or "")]
     assert len(outside) == 2  # one of three questions was judged
+    judged_row = next(r for r in rows if r not in outside)
+    # Scored where the judge is trusted (κ 0.6); left out, saying why, where it is not (κ 0.1) or unmeasured.
+    assert "does not agree" not in (judged_row["missing"].get("ragas.faithfulness") or "")
+    assert "does not agree with labels" in judged_row["missing"]["ragas.context_recall"]
+    assert "not measured" in judged_row["missing"]["ragas.answer_relevancy"]
     assert summary["judge"]["name"] == "fake" and summary["judge"]["agreement"]["commit"] == "abc1234"
     report = (tmp_path / "run" / "report.md").read_text()
     assert "scored by `fake` on the first 1 questions" in report
-    assert "| ragas.faithfulness | 0.800 | 0.600 | 0.900 | 40 | 2 |" in report
+    assert "| ragas.faithfulness | 0.800 | 0.600 | 0.900 | 40 | 2 | yes |" in report
+    assert "| ragas.context_recall | 0.550 | 0.100 | 0.600 | 40 | 0 | no: κ ≤ 0.4 |" in report
+    assert "Left out: ragas.answer_relevancy" in report
+
+
+def test_judge_metrics_overrides_the_measured_choice(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    record = {"judge": "fake", "threshold": 0.5, "commit": "abc1234", "command": "c",
+              "metrics": {"context_recall": {"accuracy": 0.55, "kappa": 0.1, "auc": 0.6, "n": 40, "failed": 0}}}
+    (fake_settings.home / "judge-agreement").mkdir(parents=True)
+    (fake_settings.home / "judge-agreement" / "fake.json").write_text(json.dumps(record))
+    chosen = fake_settings.eval.model_copy(update={"judge": "fake", "judge_metrics": ["context_recall"]})
+    run(fake_settings.model_copy(update={"eval": chosen}), data, tmp_path / "run", limit=1, seed=0)
+    row = json.loads((tmp_path / "run" / "answers.jsonl").read_text().splitlines()[0])
+    assert "does not agree" not in (row["missing"].get("ragas.context_recall") or "")
+    assert row["missing"]["ragas.faithfulness"] == "not in eval.judge_metrics"
 
 
 def test_a_judge_never_measured_is_flagged_in_the_report(fake_settings: Settings, tmp_path: Path) -> None:
