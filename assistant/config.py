@@ -227,9 +227,10 @@ class MemorySettings(_Section):
 class EvalSettings(_Section):
     """How `tessera eval run` measures."""
 
-    judge: str | None = None
-    """Generator used as the RAGAS judge (any registry name); unset: LLM-judged metrics are reported as
-    missing. The bundled 135M/270M models are too small to judge (they cannot write valid JSON)."""
+    judge: str | None = "qwen2.5-coder-0.5b"
+    """Generator used as the RAGAS judge (any registry name, or an `openai:` endpoint); unset: LLM-judged
+    metrics are reported as missing. The bundled Qwen 0.5B agrees with labels on answer relevancy only
+    (docs/EVALUATION.md §8), so by default that is all it scores (`judge_metrics`)."""
     judge_metrics: list[
         Literal["faithfulness", "answer_relevancy", "llm_context_precision_with_reference", "context_recall"]
     ] | None = None

@@ -18,6 +18,7 @@ def test_convert_then_run_offline(settings, tmp_path: Path, monkeypatch: pytest.
     source = dev_data("squad/dev-v2.0.rebuilt.json")
     monkeypatch.setenv("TESSERA_MODELS__EMBEDDER", "fake")
     monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake")
+    monkeypatch.setenv("TESSERA_EVAL__JUDGE", "fake")
     data = tmp_path / "squad2"
     result = runner.invoke(app, ["eval", "convert", "squad-v2", str(source), str(data), "--limit", "8", "--distractors", "12"])
     assert result.exit_code == 0, result.output

@@ -215,3 +215,22 @@ def test_llm_cache_replays_a_reply_and_charges_its_original_time(tmp_path: Path)
     cached.close()
     reopened = CachedGenerator(FakeGenerator(), tmp_path / "cache.sqlite")
     assert reopened.generate(messages, max_new_tokens=8) == "first reply"  # survives the process
+
+
+@pytest.mark.integration
+def test_default_eval_run_judges_offline_with_the_bundled_judge(settings: Settings, tmp_path: Path) -> None:
+    # The fake generator answers (the real small ones may abstain, leaving nothing to judge); the real
+    # embedder and the default judge, Qwen 0.5B, score. By default the judge scores only answer relevancy,
+    # where its measured agreement with labels supports it.
+    data = tiny_dataset(tmp_path / "data")
+    answering = "fake:The Eiffel Tower is 330 metres tall [1]."
+    real = settings.model_copy(update={"models": settings.models.model_copy(update={"generator": answering})})
+    assert real.eval.judge == "qwen2.5-coder-0.5b"
+    summary = run(real, data, tmp_path / "run", limit=2, seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    scored = [r["metrics"]["ragas.answer_relevancy"] for r in rows if "ragas.answer_relevancy" not in r["missing"]]
+    assert scored and all(0.0 <= s <= 1.0 for s in scored), rows
+    assert all("does not agree with labels" in r["missing"]["ragas.faithfulness"] for r in rows)
+    assert summary["judge"]["agreement"]["metrics"]["answer_relevancy"]["kappa"] > 0.4
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Judge" in report and "| ragas.answer_relevancy |" in report and "| yes |" in report
