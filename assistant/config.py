@@ -227,10 +227,11 @@ class MemorySettings(_Section):
 class EvalSettings(_Section):
     """How `tessera eval run` measures."""
 
-    judge: str | None = "qwen2.5-coder-0.5b"
+    judge: str | None = "qwen2.5-coder-1.5b"
     """Generator used as the RAGAS judge (any registry name, or an `openai:` endpoint); unset: LLM-judged
-    metrics are reported as missing. The bundled Qwen 0.5B agrees with labels on answer relevancy only
-    (docs/EVALUATION.md §8), so by default that is all it scores (`judge_metrics`)."""
+    metrics are reported as missing. The bundled Qwen 1.5B agrees with labels on faithfulness, answer
+    relevancy and LLM context precision, not on context recall (docs/EVALUATION.md §8); Qwen 0.5B on
+    answer relevancy only."""
     judge_metrics: list[
         Literal["faithfulness", "answer_relevancy", "llm_context_precision_with_reference", "context_recall"]
     ] | None = None

@@ -218,14 +218,14 @@ def test_llm_cache_replays_a_reply_and_charges_its_original_time(tmp_path: Path)
 
 
 @pytest.mark.integration
-def test_default_eval_run_judges_offline_with_the_bundled_judge(settings: Settings, tmp_path: Path) -> None:
+def test_eval_run_judges_offline_with_a_bundled_judge(settings: Settings, tmp_path: Path) -> None:
     # The fake generator answers (the real small ones may abstain, leaving nothing to judge); the real
-    # embedder and the default judge, Qwen 0.5B, score. By default the judge scores only answer relevancy,
-    # where its measured agreement with labels supports it.
+    # embedder and Qwen 0.5B (the cheaper bundled judge; the default 1.5B takes ~50 s a question) score.
+    # Unless told otherwise the judge scores only what its measured agreement supports: relevancy here.
     data = tiny_dataset(tmp_path / "data")
     answering = "fake:The Eiffel Tower is 330 metres tall [1]."
-    real = settings.model_copy(update={"models": settings.models.model_copy(update={"generator": answering})})
-    assert real.eval.judge == "qwen2.5-coder-0.5b"
+    real = settings.model_copy(update={"models": settings.models.model_copy(update={"generator": answering}),
+                                       "eval": settings.eval.model_copy(update={"judge": "qwen2.5-coder-0.5b"})})
     summary = run(real, data, tmp_path / "run", limit=2, seed=0)
     rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
     scored = [r["metrics"]["ragas.answer_relevancy"] for r in rows if "ragas.answer_relevancy" not in r["missing"]]
@@ -234,3 +234,11 @@ def test_default_eval_run_judges_offline_with_the_bundled_judge(settings: Settin
     assert summary["judge"]["agreement"]["metrics"]["answer_relevancy"]["kappa"] > 0.4
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Judge" in report and "| ragas.answer_relevancy |" in report and "| yes |" in report
+
+
+def test_the_default_judge_is_measured_and_trusted_on_faithfulness(settings: Settings) -> None:
+    from eval.judge_agreement import left_out, load_agreement
+
+    record = load_agreement(settings.eval.judge or "", settings.home)
+    assert record is not None, f"no shipped agreement record for the default judge {settings.eval.judge}"
+    assert "faithfulness" not in left_out(settings.eval.judge_metrics, record)
