@@ -41,7 +41,7 @@ from tqdm import tqdm
 from assistant.models.base import Embedder, Generator
 from eval.generator_choice import DEFAULT_RGB, DEFAULT_SQUAD
 from eval.ragas_metrics import JUDGED_METRICS, METRIC_NAMES, NOT_REQUESTED, RagasEvaluator, RagasSample
-from eval.support_study import _sentence_at
+from eval.support_study import rgb_passage_pairs
 
 SHIPPED = Path(__file__).resolve().parent / "judge_agreement"
 THRESHOLD = 0.5
@@ -58,26 +58,14 @@ class Item:
     sample: RagasSample
 
 
-def _rgb_rows(path: Path) -> list[dict[str, Any]]:
-    """RGB rows with a true passage holding the answer and its falsified twin holding the fake answer."""
+def _rgb_rows(path: Path) -> list[dict[str, str]]:
+    """One true / falsified passage pair per RGB question whose two answer sentences are real sentences."""
     rows = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        answers = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
-        answers = [a for group in answers for a in (group if isinstance(group, list) else [group])]
-        for true, false in zip(row["positive"], row["positive_wrong"]):
-            answer = next((a for a in answers if a in true), None)
-            if answer is None or row["fakeanswer"] not in false:
-                continue
-            true_sentence = _sentence_at(true, true.index(answer))
-            fake_sentence = _sentence_at(false, false.index(row["fakeanswer"]))
-            # A search snippet's fragment ("March 20, 2020 ; No.") is no answer to judge.
-            if len(true_sentence.split()) >= _MIN_WORDS and len(fake_sentence.split()) >= _MIN_WORDS:
-                rows.append({"question": row["query"], "true": true, "false": false,
-                             "true_sentence": true_sentence, "fake_sentence": fake_sentence})
-                break  # one passage pair per question
+    for pairs in rgb_passage_pairs(path):
+        # A search snippet's fragment ("March 20, 2020 ; No.") is no answer to judge.
+        long_enough = (p for p in pairs if min(len(p["true_sentence"].split()), len(p["fake_sentence"].split())) >= _MIN_WORDS)
+        if (pair := next(long_enough, None)) is not None:
+            rows.append(pair)
     return rows
 
 

@@ -99,28 +99,41 @@ def squad_claims(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
     return claims
 
 
-def rgb_claims(path: Path) -> list[dict[str, Any]]:
-    """True, falsified and fake claims from RGB's parallel true / falsified passages."""
-    claims = []
+def rgb_passage_pairs(path: Path) -> list[list[dict[str, str]]]:
+    """Per RGB question, its true / falsified passage pairs in which the true passage holds an answer and its
+    twin the fake one, with the sentence around each (``question``, ``true``, ``false``, ``true_sentence``,
+    ``fake_sentence``)."""
+    questions = []
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         row = json.loads(line)
         answers = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
         answers = [a for group in answers for a in (group if isinstance(group, list) else [group])]
+        pairs = []
         for true, false in zip(row["positive"], row["positive_wrong"]):
             true_answer = next((a for a in answers if a in true), None)
             if true_answer is None or row["fakeanswer"] not in false:
                 continue
-            true_sentence = _sentence_at(true, true.index(true_answer))
-            fake_sentence = _sentence_at(false, false.index(row["fakeanswer"]))
-            if not true_sentence or not fake_sentence:
-                continue
-            base = {"question": row["query"]}
-            claims.append({**base, "kind": "rgb.true", "claim": true_sentence, "hits": [_hit(true)], "label": True})
-            claims.append({**base, "kind": "rgb.falsified", "claim": true_sentence, "hits": [_hit(false)], "label": False})
-            claims.append({**base, "kind": "rgb.fake", "claim": fake_sentence, "hits": [_hit(true)], "label": False})
-            break  # one passage pair per question: the set stays balanced across questions
+            pairs.append({"question": row["query"], "true": true, "false": false,
+                          "true_sentence": _sentence_at(true, true.index(true_answer)),
+                          "fake_sentence": _sentence_at(false, false.index(row["fakeanswer"]))})
+        questions.append(pairs)
+    return questions
+
+
+def rgb_claims(path: Path) -> list[dict[str, Any]]:
+    """True, falsified and fake claims from RGB's parallel true / falsified passages."""
+    claims = []
+    for pairs in rgb_passage_pairs(path):
+        # one passage pair per question: the set stays balanced across questions
+        pair = next((p for p in pairs if p["true_sentence"] and p["fake_sentence"]), None)
+        if pair is None:
+            continue
+        base = {"question": pair["question"]}
+        claims.append({**base, "kind": "rgb.true", "claim": pair["true_sentence"], "hits": [_hit(pair["true"])], "label": True})
+        claims.append({**base, "kind": "rgb.falsified", "claim": pair["true_sentence"], "hits": [_hit(pair["false"])], "label": False})
+        claims.append({**base, "kind": "rgb.fake", "claim": pair["fake_sentence"], "hits": [_hit(pair["true"])], "label": False})
     return claims
 
 
