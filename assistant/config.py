@@ -100,14 +100,18 @@ class IngestionSettings(_Section):
     propositions: Literal["rules", "llm", "off"] = "rules"
     """How passages are decomposed into propositions (Dense X Retrieval): ``rules`` (deterministic,
     offline, fast), ``llm`` (the generator propositionizes; for capable models) or ``off``."""
+    proposition_header: bool = False
+    """Index each proposition with its document title and section heading before it, as passages are
+    (both the dense and the BM25 leg see them); off: the proposition's own words only."""
 
 
 class RetrievalSettings(_Section):
     """How passages are found for a question."""
 
-    unit: Literal["passage", "proposition", "document"] = "passage"
+    unit: Literal["passage", "proposition", "passage+proposition", "document"] = "passage"
     """What is ranked: passages, propositions (each hit stands for its passage or itself, per
-    ``context.unit``), or documents (ranked by their best passage)."""
+    ``context.unit``), passages scored by both their own rank and their best proposition's rank
+    (``passage+proposition``: the two rankings fused by RRF), or documents (ranked by their best passage)."""
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     """``hybrid`` fuses dense and BM25 results with reciprocal rank fusion."""
     top_k: int = Field(4, ge=1, le=100)

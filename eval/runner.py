@@ -88,6 +88,8 @@ def index_key(dataset: Dataset, settings: Settings) -> str:
     digest.update(settings.models.embedder.encode())
     digest.update(str(resolve_dtype(settings.models.embedder_dtype)).encode())  # bf16 and fp32 vectors differ slightly
     digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size", "max_unpacked_mb", "parse_timeout_s", "parse_memory_mb"}).encode())
+    if settings.ingestion.propositions == "llm":  # the model that writes them changes what is indexed
+        digest.update(settings.models.generator.encode())
     return digest.hexdigest()[:16]
 
 
@@ -177,6 +179,9 @@ class EvalRunner:
                     sink.flush()
         rows = [r for r in _read_rows(answers_path) if r["id"] in {q.id for q in questions}]
         summary = summarise(rows, self.settings, dataset, self.config, time.perf_counter() - began)
+        marker = self._index_settings(dataset).home / "complete"
+        if self.config.pipeline == "tessera" and marker.exists():
+            summary["index"] = json.loads(marker.read_text())  # what building the cached index took
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         write_report(out, rows, summary)
         return summary
@@ -300,15 +305,27 @@ class EvalRunner:
         marker = settings.home / "complete"
         if marker.exists():
             return
+        began = time.perf_counter()
+        extractor = build_extractor(settings)
         with DocStore(settings.docstore_path) as docstore:
-            ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore, build_extractor(settings))
+            ingestor = Ingestor(settings, assistant.embedder, assistant.store, docstore, extractor)
             todo = []
             for document in corpus_documents(dataset):
                 content = hashlib.sha256(document.text.encode()).hexdigest()
                 if docstore.content_hash(document.source) != content:  # resumes an interrupted build
                     todo.append((document, content))
-            ingestor.index_documents(todo, progress=self.config.progress)
-        marker.write_text(json.dumps({"documents": len(dataset.corpus)}))
+            passages, propositions = ingestor.index_documents(todo, progress=self.config.progress)
+        built = {  # of this build; a resumed build counts only the documents it indexed
+            "documents": len(dataset.corpus),
+            "documents_indexed": len(todo),
+            "passages": passages,
+            "propositions": propositions,
+            "seconds": round(time.perf_counter() - began, 1),
+            "extractor": settings.ingestion.propositions,
+        }
+        if stats := getattr(extractor, "stats", None):  # the LLM propositionizer's valid / fallback counts
+            built["extractor_stats"] = dict(stats)
+        marker.write_text(json.dumps(built))
 
 
 def _drop_partial_line(path: Path) -> None:

@@ -285,7 +285,7 @@ class Ingestor:
         self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
         units: list[tuple[str, str, dict[str, Any]]] = []
         for item, document in zip(batch, documents):
-            units += _units_of(document, item.passages, item.propositions)
+            units += _units_of(document, item.passages, item.propositions, self.settings.ingestion.proposition_header)
         size = self.settings.ingestion.batch_size
         for start in range(0, len(units), size):
             chunk = units[start : start + size]
@@ -300,12 +300,16 @@ def _units(batch: Sequence[_Prepared]) -> int:
 
 
 def _units_of(
-    document: Document, passages: Sequence[Passage], propositions: Sequence[Proposition]
+    document: Document, passages: Sequence[Passage], propositions: Sequence[Proposition], proposition_header: bool = False
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(unit id, text to embed, payload)`` for every passage and proposition of a document."""
+    """``(unit id, text to index, payload)`` for every passage and proposition of a document; propositions
+    get the title/heading header too with ``proposition_header``."""
     by_id = {p.id: p for p in passages}
     units = [(p.id, _embedding_text(document, p.text, p.heading), _payload(document, p, "passage", p.text)) for p in passages]
-    units += [(q.id, q.text, _payload(document, by_id[q.passage_id], "proposition", q.text, q)) for q in propositions]
+    for q in propositions:
+        passage = by_id[q.passage_id]
+        text = _embedding_text(document, q.text, passage.heading) if proposition_header else q.text
+        units.append((q.id, text, _payload(document, passage, "proposition", q.text, q)))
     return units
 
 

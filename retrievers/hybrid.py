@@ -133,17 +133,13 @@ class HybridRetriever:
         candidates = max(self.settings.candidates, limit)
         store_unit = "proposition" if unit == "proposition" else "passage"
         with trace.stage("search", mode=self.settings.mode, unit=unit, top_k=k, legs=len(plan.legs)) as info:
-            found = self.store.query(
-                plan.legs,
-                limit=limit,
-                candidates=candidates,
-                rrf_k=self.settings.rrf_k,
-                unit=store_unit,
-                reference=plan.reference,
-            )
-            hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
-            if collapse:
-                hits = _first_per(hits, collapse)
+            if unit == "passage+proposition":
+                hits = self._passages_and_best_propositions(plan, candidates)
+            else:
+                found = self._search(plan, store_unit, limit, candidates)
+                hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
+                if collapse:
+                    hits = _first_per(hits, collapse)
             hits = hits[:k]
             info["hits"] = [
                 {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
@@ -156,6 +152,19 @@ class HybridRetriever:
                     for leg in plan.legs
                 }
         return hits
+
+    def _search(self, plan: QueryPlan, unit: str, limit: int, candidates: int) -> list[StoreHit]:
+        return self.store.query(
+            plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference
+        )
+
+    def _passages_and_best_propositions(self, plan: QueryPlan, candidates: int) -> list[Hit]:
+        """Passages ranked by RRF of two rankings: the passages' own, and the passages ordered by their best
+        proposition (Dense X's precise units as evidence for the passage that holds them)."""
+        passages = [hit_from_store(f) for f in self._search(plan, "passage", candidates, candidates)]
+        found = self._search(plan, "proposition", candidates * _OVERFETCH, candidates * _OVERFETCH)
+        by_proposition = _first_per([hit_from_store(f, passage_text=True) for f in found], "passage_id")
+        return fuse_passage_rankings([passages, by_proposition], self.settings.rrf_k)
 
     def plan(self, question: str, trace: Trace, *, history: Sequence[Exchange] = ()) -> QueryPlan:
         """Runs the query steps for a question (or reuses an identical question's plan) and records them."""
@@ -233,6 +242,28 @@ class HybridRetriever:
         if self._generator is None:
             raise ValueError("query rewriting and expansion need a generator; none was given to the retriever")
         return self._generator()
+
+
+def fuse_passage_rankings(rankings: Sequence[Sequence[Hit]], rrf_k: int) -> list[Hit]:
+    """Reciprocal rank fusion of rankings of passages (each passage at most once per ranking).
+
+    A passage is reported as itself (``unit_id`` = its passage id, text = the passage) with the fused score
+    and the highest cosine any of its units reached, so the relevance gate sees its best evidence.
+    """
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    best_cosine: dict[str, float | None] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            key = hit.passage_id
+            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            first.setdefault(key, hit)
+            cosines = [c for c in (best_cosine.get(key), hit.dense_score) if c is not None]
+            best_cosine[key] = max(cosines) if cosines else None
+    order = sorted(scores, key=lambda key: (-scores[key], key))
+    return [
+        replace(first[key], unit_id=key, score=scores[key], dense_score=best_cosine[key]) for key in order
+    ]
 
 
 def _first_per(hits: list[Hit], key: str) -> list[Hit]:

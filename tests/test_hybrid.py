@@ -72,3 +72,26 @@ def test_document_units_rank_each_document_once(store, fake_embedder) -> None:
 def test_empty_query_is_an_error(store, fake_embedder) -> None:
     with pytest.raises(ValueError, match="empty"):
         retriever(store, fake_embedder, "passage").retrieve("  ")
+
+
+def test_passage_and_proposition_rankings_are_fused_per_passage(store, fake_embedder) -> None:
+    hits = retriever(store, fake_embedder, "passage+proposition").retrieve("When was the Eiffel Tower completed 1889?")
+    assert hits[0].text.startswith("# Eiffel Tower")  # the whole passage is shown...
+    assert hits[0].unit_id == hits[0].passage_id  # ...and reported as itself
+    assert len({h.passage_id for h in hits}) == len(hits) == 2
+
+
+def test_fusion_adds_a_passage_ranks_and_keeps_its_best_cosine() -> None:
+    from assistant.types import Hit
+    from retrievers.hybrid import fuse_passage_rankings
+
+    def hit(unit: str, passage: str, cosine: float | None) -> Hit:
+        return Hit(unit, f"text of {passage}", 0.0, "s", passage, "d", dense_score=cosine)
+
+    own = [hit("a", "a", 0.5), hit("b", "b", 0.4)]
+    by_proposition = [hit("b:p0", "b", 0.7), hit("c:p1", "c", 0.6), hit("a:p2", "a", None)]
+    fused = fuse_passage_rankings([own, by_proposition], rrf_k=60)
+    assert [h.unit_id for h in fused] == ["b", "a", "c"]  # 1/62+1/61 > 1/61+1/63 > 1/62
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[0].dense_score == 0.7 and fused[1].dense_score == 0.5
+    assert fused[2].text == "text of c"  # found only through its proposition, shown as its passage

@@ -187,6 +187,21 @@ def test_eval_index_key_tells_embedder_dtypes_apart(settings: Settings) -> None:
     assert len(keys) == 2
 
 
+def test_eval_index_key_names_the_model_that_writes_propositions(settings: Settings) -> None:
+    from eval.datasets import Dataset
+    from eval.runner import index_key
+
+    dataset = Dataset(name="d", corpus=[], questions=[])
+
+    def key(propositions: str, generator: str) -> str:
+        changed = {"ingestion": {"propositions": propositions}, "models": {"generator": generator}}
+        return index_key(dataset, Settings(home=settings.home, **changed))
+
+    assert key("llm", "qwen2.5-coder-0.5b") != key("llm", "qwen2.5-coder-1.5b")
+    assert key("rules", "qwen2.5-coder-0.5b") == key("rules", "qwen2.5-coder-1.5b")  # answering model: same index
+    assert key("rules", "gemma-3-270m") != key("off", "gemma-3-270m")
+
+
 @pytest.mark.integration
 def test_bf16_embeddings_stay_within_float32s_neighbourhood() -> None:
     from assistant.models.embedders import minilm

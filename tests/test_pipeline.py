@@ -177,3 +177,19 @@ def test_kill_mid_ingest_leaves_nothing_half_searchable(settings: Settings, tmp_
         # And every recorded one was searchable in full (records are written after publishing).
         for doc_id, count in recorded.items():
             assert per_doc.get(doc_id) == count, doc_id
+
+
+def test_proposition_header_puts_title_and_heading_before_propositions_only_when_asked() -> None:
+    from assistant.types import Document, Passage, Proposition
+    from ingestion.pipeline import _units_of
+
+    document = Document("d", "tower.md", "Eiffel Tower", "It was completed in 1889.")
+    passage = Passage("d:0", "d", "It was completed in 1889.", 0, 25, heading="History")
+    proposition = Proposition("d:0:p0", "d:0", "d", "The tower was completed in 1889.", 0, 25)
+    plain = dict((uid, text) for uid, text, _ in _units_of(document, [passage], [proposition]))
+    headed = dict((uid, text) for uid, text, _ in _units_of(document, [passage], [proposition], proposition_header=True))
+    assert plain["d:0:p0"] == "The tower was completed in 1889."
+    assert headed["d:0:p0"] == "Eiffel Tower — History\nThe tower was completed in 1889."
+    assert plain["d:0"] == headed["d:0"]  # passages always carry it
+    payloads = [p for _, _, p in _units_of(document, [passage], [proposition], proposition_header=True)]
+    assert payloads[1]["text"] == "The tower was completed in 1889."  # what is shown stays the statement

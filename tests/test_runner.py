@@ -59,6 +59,11 @@ def test_run_writes_answers_summary_and_report(fake_settings: Settings, tmp_path
     assert "recall@5" in report and "no judge model configured" in report
     assert (tmp_path / "run" / "metrics.png").stat().st_size > 0
     assert (tmp_path / "run" / "latency.png").stat().st_size > 0
+    index = summary["index"]  # what building the cached index took
+    assert index["documents"] == index["documents_indexed"] == 3 and index["passages"] == 3
+    assert index["propositions"] > 0 and index["extractor"] == "rules" and index["seconds"] >= 0
+    again = run(fake_settings, data, tmp_path / "run2")
+    assert again["index"] == index  # a cached index reports how it was built, not a rebuild
 
 
 def test_interrupted_run_resumes(fake_settings: Settings, tmp_path: Path) -> None:
