@@ -27,15 +27,16 @@ import json
 import random
 import statistics
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from assistant.assistant import finish_answer, needs_example
-from assistant.config import Settings
+from assistant.config import load_settings, parse_overrides
 from assistant.models.registry import create_embedder, create_generator
 from assistant.prompts import STOP, build_messages
 from assistant.types import Exchange, Hit, MemoryUnit, Trace
-from eval.datasets import QuestionRecord, load_dataset
+from eval.datasets import Dataset, QuestionRecord, load_dataset
 from eval.metrics import best_over_golds, exact_match, strip_citations, token_f1
 
 CONFIGS = ("full", "turn", "summary", "router")
@@ -81,6 +82,22 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(body.split())) if len(s.strip()) >= 20]
 
 
+def first_conversations(dataset: Dataset, n: int | None) -> Dataset:
+    """The dataset cut to its first ``n`` conversations (in corpus order); all of it when ``n`` is None."""
+    if n is None:
+        return dataset
+    kept: list[str] = []
+    for record in dataset.corpus:
+        if (conversation := record.metadata["conversation_id"]) not in kept:
+            kept.append(conversation)
+    chosen = set(kept[:n])
+    return replace(
+        dataset,
+        corpus=[r for r in dataset.corpus if r.metadata["conversation_id"] in chosen],
+        questions=[q for q in dataset.questions if q.conversation_id in chosen],
+    )
+
+
 def recent_units(memory: Any, user: str, budget: int) -> list[MemoryUnit]:
     """The latest turn units of the whole conversation that fit ``budget`` words (the ``full`` baseline)."""
     turns = sorted(memory.units(user), key=lambda u: u.created_at)
@@ -100,22 +117,27 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="Tessera home (model cache); memory goes in OUT")
     parser.add_argument("--qa", type=int, default=100, help="Questions answered per configuration (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--conversations", type=int, default=None,
+                        help="Only the first N conversations (for slow settings such as memory.summaries=llm)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override a setting, e.g. memory.summaries=llm or models.generator=qwen2.5-coder-0.5b")
     args = parser.parse_args()
 
     from memory import Memory, MemoryRecords
     from retrievers.store import EdgeStore
 
-    base = Settings(**({"home": str(args.home)} if args.home else {}))
+    base = load_settings(parse_overrides(args.overrides) | ({"home": str(args.home)} if args.home else {}))
     settings = base.model_copy(update={"home": args.out / "home", "models": base.models.model_copy(update={"cache_dir": base.model_cache})})
-    dataset = load_dataset(args.data)
+    dataset = first_conversations(load_dataset(args.data), args.conversations)
     embedder = create_embedder(settings)
+    generator = create_generator(settings)
     args.out.mkdir(parents=True, exist_ok=True)
     store = EdgeStore(settings.memory_path / "qdrant", "memory")
     records = MemoryRecords(settings.memory_path / "records.sqlite3")
     # One memory, read through one `Memory` per router setting (they share the store and records).
     routed = {
         config: Memory(settings.model_copy(update={"memory": settings.memory.model_copy(update={"router": router})}),
-                       embedder, store, records)
+                       embedder, store, records, generator)  # the generator writes llm summaries and filters
         for config, router in (("turn", "turn"), ("summary", "summary"), ("router", "entropy"))
     }
     shared = routed["turn"]
@@ -127,7 +149,6 @@ def main() -> None:
         marker.write_text(json.dumps({u: {t: sorted(d) for t, d in m.items()} for u, m in covers.items()}))
     budget = settings.memory.budget_tokens
     texts = {r.id: r.text for r in dataset.corpus}
-    generator = create_generator(settings)
     rng = random.Random(args.seed)
     qa_ids = {q.id for q in rng.sample(list(dataset.questions), min(args.qa, len(dataset.questions)))}
     rows = []
