@@ -140,13 +140,15 @@ def test_ingest_html_and_document_rows() -> None:
 
 def test_overrides_change_only_what_differs(settings: Settings) -> None:
     defaults = Overrides.of(settings)
-    assert defaults.with_controls(True, False, "off", True, 4, "") == defaults
-    changed = defaults.with_controls(False, True, "few-shot", False, 7, "smollm2-135m")
+    assert defaults.with_controls(True, False, "off", False, 4, "") == defaults  # best-last: sorting off
+    changed = defaults.with_controls(False, True, "few-shot", True, 7, "smollm2-135m")
     assert (changed.mode, changed.hyde, changed.expansion, changed.order, changed.top_k, changed.generator) == (
-        "dense", True, "few-shot", "retrieval", 7, "smollm2-135m"
+        "dense", True, "few-shot", "attention", 7, "smollm2-135m"
     )
     applied = changed.apply(settings)
-    assert applied.retrieval.mode == "dense" and applied.context.order == "retrieval" and applied.models.generator == "smollm2-135m"
+    assert applied.retrieval.mode == "dense" and applied.context.order == "attention" and applied.models.generator == "smollm2-135m"
+    sorted_first = Overrides.of(settings.model_copy(update={"context": settings.context.model_copy(update={"order": "attention"})}))
+    assert sorted_first.with_controls(True, False, "off", False, 4, "").order == "reversed"  # unticked: best last
     assert settings.retrieval.mode == "hybrid"  # the backend's settings are untouched
 
 

@@ -71,7 +71,7 @@ class Overrides:
     def with_controls(self, hybrid: bool, hyde: bool, expansion: str, attention: bool, top_k: float, model: str) -> Overrides:
         """These defaults changed only where a control differs from its default position."""
         mode = self.mode if hybrid == (self.mode == "hybrid") else ("hybrid" if hybrid else "dense")
-        order = self.order if attention == (self.order == "attention") else ("attention" if attention else "retrieval")
+        order = self.order if attention == (self.order == "attention") else ("attention" if attention else "reversed")
         return Overrides(mode, bool(hyde), expansion or "off", order, int(top_k), (model or "").strip() or self.generator)
 
 
