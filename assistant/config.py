@@ -219,6 +219,10 @@ class MemorySettings(_Section):
     summaries: Literal["extractive", "llm"] = "extractive"
     """How a session summary is written: ``extractive`` (its most central sentences; fast, faithful) or
     ``llm`` (the generator writes it; for capable models)."""
+    facts: Literal["rules", "llm"] = "rules"
+    """How a turn's keyword fact is written: ``rules`` (names, numbers, dates and the question's content
+    words; no model) or ``llm`` (the generator lists the exchange's keywords, as MemGAS does; one more model
+    call per exchange)."""
     llm_filter: bool = False
     """Ask the generator to drop recalled units that don't bear on the question."""
     min_similarity: float = Field(0.5, ge=-1.0, le=1.0)

@@ -7,7 +7,8 @@ user's memory under four configurations, each giving the generator at most ``mem
 
 - ``full``: no retrieval; the conversation's most recent exchanges that fit the budget (what a chat
   without memory retrieval would carry);
-- ``turn``: recall from turn units only;  ``summary``: session summaries only;
+- ``turn``: recall from turn units only;  ``summary``: session summaries only;  ``fact``: keyword facts
+  only (not in the default set; ``--configs`` adds it);
 - ``router``: the entropy router picks the granularity per question (the default).
 
 Measured: recall@k of the evidence turns (a recalled turn or fact covers the utterances it was made
@@ -37,9 +38,12 @@ from assistant.models.registry import create_embedder, create_generator
 from assistant.prompts import STOP, build_messages
 from assistant.types import Exchange, Hit, MemoryUnit, Trace
 from eval.datasets import Dataset, QuestionRecord, load_dataset
+from tqdm.auto import tqdm
+
 from eval.metrics import best_over_golds, exact_match, strip_citations, token_f1
 
-CONFIGS = ("full", "turn", "summary", "router")
+CONFIGS = ("full", "turn", "summary", "fact", "router")
+DEFAULT_CONFIGS = ("full", "turn", "summary", "router")
 
 
 def replay(dataset: Any, memory: Any) -> dict[str, dict[str, set[str]]]:
@@ -48,6 +52,7 @@ def replay(dataset: Any, memory: Any) -> dict[str, dict[str, set[str]]]:
     for record in dataset.corpus:
         by_conversation[record.metadata["conversation_id"]].append(record)
     covers: dict[str, dict[str, set[str]]] = {}
+    progress = tqdm(total=(len(dataset.corpus) + 1) // 2, desc="remembering", unit="exchange")
     for user, records in by_conversation.items():
         covers[user] = {}
         sessions: dict[int, list[Any]] = defaultdict(list)
@@ -61,6 +66,8 @@ def replay(dataset: Any, memory: Any) -> dict[str, dict[str, set[str]]]:
                 exchange = Exchange(f"[{date}] {pair[0].text}", pair[1].text if len(pair) > 1 else "")
                 units = memory.remember(user, f"session-{number}", exchange)
                 covers[user][units[0].turn_ids[0]] = {r.id for r in pair}
+                progress.update()
+    progress.close()
     return covers
 
 
@@ -119,9 +126,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--conversations", type=int, default=None,
                         help="Only the first N conversations (for slow settings such as memory.summaries=llm)")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                        help=f"Comma-separated configurations to measure, of {', '.join(CONFIGS)}")
+    parser.add_argument("--sampled-only", action="store_true",
+                        help="Ask only the --qa sample (recall too): for settings that call the model per recall")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a setting, e.g. memory.summaries=llm or models.generator=qwen2.5-coder-0.5b")
     args = parser.parse_args()
+    configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    if unknown := [c for c in configs if c not in CONFIGS]:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
 
     from memory import Memory, MemoryRecords
     from retrievers.store import EdgeStore
@@ -138,7 +152,7 @@ def main() -> None:
     routed = {
         config: Memory(settings.model_copy(update={"memory": settings.memory.model_copy(update={"router": router})}),
                        embedder, store, records, generator)  # the generator writes llm summaries and filters
-        for config, router in (("turn", "turn"), ("summary", "summary"), ("router", "entropy"))
+        for config, router in (("turn", "turn"), ("summary", "summary"), ("fact", "fact"), ("router", "entropy"))
     }
     shared = routed["turn"]
     marker = settings.memory_path / "complete.json"
@@ -152,9 +166,10 @@ def main() -> None:
     rng = random.Random(args.seed)
     qa_ids = {q.id for q in rng.sample(list(dataset.questions), min(args.qa, len(dataset.questions)))}
     rows = []
-    for question in dataset.questions:
+    asked = [q for q in dataset.questions if q.id in qa_ids] if args.sampled_only else dataset.questions
+    for question in tqdm(asked, desc="questions", unit="q"):
         user = question.conversation_id or ""
-        for config in CONFIGS:
+        for config in configs:
             if config == "full":
                 units = recent_units(shared, user, budget)
                 chosen: tuple[str, ...] = ("recent",)
@@ -166,7 +181,11 @@ def main() -> None:
     store.close()
     records.close()
     (args.out / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    table = summary_table(rows, settings.memory.recall_k)
+    table = summary_table(rows, settings.memory.recall_k, configs)
+    stats = {config: memory.llm_stats for config, memory in routed.items() if memory.llm_stats}
+    if stats:
+        (args.out / "llm_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        table += "\n\nmodel-written memory (valid / fell back): " + json.dumps(stats)
     (args.out / "summary.md").write_text(table + "\n")
     print(table)
 
@@ -196,11 +215,11 @@ def score(question: QuestionRecord, config: str, units: list[MemoryUnit], chosen
     return row
 
 
-def summary_table(rows: list[dict[str, Any]], k: int) -> str:
+def summary_table(rows: list[dict[str, Any]], k: int, configs: tuple[str, ...] = DEFAULT_CONFIGS) -> str:
     """Recall of evidence turns, QA F1/EM (non-adversarial) and adversarial abstention per configuration."""
     lines = [f"| configuration | evidence recall@{k} (n) | QA F1 | QA EM | n QA | adversarial abstention | routed to |",
              "|---|---|---|---|---|---|---|"]
-    for config in CONFIGS:
+    for config in configs:
         mine = [r for r in rows if r["config"] == config]
         rec = [r["recall"] for r in mine if "recall" in r and r["category"] != 5]
         qa = [r for r in mine if "f1" in r and r["category"] != 5]

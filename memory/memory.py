@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from memory.association import associate, links_for
 from memory.filter import llm_filter
 from memory.records import MemoryRecords, SessionInfo
 from memory.router import GRANULARITIES, route
-from memory.units import extractive_summary, fact_units, llm_summary, summary_unit, turn_unit
+from memory.units import extractive_summary, fact_units, llm_keywords, llm_summary, summary_unit, turn_unit
 
 if TYPE_CHECKING:
     from retrievers.store import Store, StoreHit
@@ -70,8 +71,12 @@ class Memory:
         embedder: Embeds units and queries.
         store: A vector store collection used for memory only (units are searched by user and granularity).
         records: The SQLite record of exchanges, units and associations.
-        generator: Writes ``llm`` summaries and runs the LLM filter: a generator, or a callable giving one
-            on first use (so a model loads only if needed). Required when either is configured.
+        generator: Writes ``llm`` summaries and facts and runs the LLM filter: a generator, or a callable
+            giving one on first use (so a model loads only if needed). Required when any is configured.
+
+    Attributes:
+        llm_stats: How often each model-written step (``summary``, ``facts``, ``filter``) gave a usable reply
+            (``STEP``) or fell back (``STEP_fallback``): the valid-output rate an evaluation reports.
 
     Raises:
         ValueError: An LLM step is configured but no generator given.
@@ -86,11 +91,13 @@ class Memory:
         generator: Generator | Callable[[], Generator] | None = None,
     ) -> None:
         m = settings.memory
-        if generator is None and (m.summaries == "llm" or m.llm_filter):
+        if generator is None and (m.summaries == "llm" or m.facts == "llm" or m.llm_filter):
             raise ValueError(
-                "memory.summaries = 'llm' and memory.llm_filter need a generator: pass generator= to Memory, "
-                "or set memory.summaries = 'extractive' and memory.llm_filter = false"
+                "memory.summaries = 'llm', memory.facts = 'llm' and memory.llm_filter need a generator: pass "
+                "generator= to Memory, or set memory.summaries = 'extractive', memory.facts = 'rules' and "
+                "memory.llm_filter = false"
             )
+        self.llm_stats: Counter[str] = Counter()
         self.settings, self.embedder, self.store, self.records = settings, embedder, store, records
         self._generator = generator
         self._ensured = False
@@ -107,7 +114,7 @@ class Memory:
             previous = next(iter(self.records.units(user, session, "summary")), None)
             self.records.add_exchange(user, session, turn_id, exchange, now)
             turn = turn_unit(user, session, turn_id, exchange, now)
-            units = [turn, *fact_units(user, session, turn_id, exchange, now)]
+            units = [turn, *fact_units(user, session, turn_id, exchange, now, self._keywords(exchange))]
             vectors = self.embedder.embed([u.text for u in units])
             # The summary rolls: the previous one's sentences and the new turn's compete for centrality to
             # the whole session (the mean of its turn vectors), so a turn never re-embeds the session.
@@ -143,7 +150,8 @@ class Memory:
             associated = self._associated(user, recalled, qvec)
             units = recalled + associated
             if m.llm_filter and units:
-                units = llm_filter(query, units, self._generator_now(), info.setdefault("filter", {}))
+                units = llm_filter(query, units, self._generator_now(), filtered := info.setdefault("filter", {}))
+                self._count("filter", filtered)
             info.update(
                 candidates={g: len(hs) for g, hs in hits.items()},
                 entropies=decision.entropies,
@@ -230,8 +238,21 @@ class Memory:
         extractive = lambda: extractive_summary([previous, turn], self.embedder, centre=centre)  # noqa: E731
         if self.settings.memory.summaries == "llm":
             texts = [f"Earlier: {' '.join(previous.split())}", turn] if previous else [turn]
-            return llm_summary(texts, self._generator_now(), extractive)
+            summary = llm_summary(texts, self._generator_now(), extractive, info=(info := {}))
+            self._count("summary", info)
+            return summary
         return extractive()
+
+    def _keywords(self, exchange: Exchange) -> list[str] | None:
+        """The model's keywords with ``memory.facts = llm``; None (the rules) otherwise or when it fails."""
+        if self.settings.memory.facts != "llm":
+            return None
+        phrases = llm_keywords(exchange, self._generator_now(), info := {})
+        self._count("facts", info)
+        return phrases
+
+    def _count(self, step: str, info: dict[str, Any]) -> None:
+        self.llm_stats[f"{step}_fallback" if "fallback" in info else step] += 1
 
     def _upsert(self, user: str, session: str, units: Sequence[MemoryUnit], vectors: np.ndarray) -> None:
         from retrievers.store import READY, StorePoint

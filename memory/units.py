@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,11 @@ _SUMMARY_PROMPT = (
     "Summarise this conversation in two or three sentences (a line starting \"Earlier:\" summarises its "
     "beginning). Keep names, numbers, dates and what the user said about themselves.\n\n{conversation}\n\nSummary:"
 )
+_KEYWORDS_PROMPT = (
+    "List the keywords of this exchange: the names, places, dates, numbers and topics someone might later "
+    "ask about. Separate them with semicolons.\n\n{exchange}\n\nKeywords:"
+)
+_MAX_KEYWORD_WORDS = 6  # longer "keywords" are sentences: the reply did not follow the format
 
 
 def turn_text(exchange: Exchange) -> str:
@@ -95,13 +101,37 @@ def _unique(phrases: Iterable[str]) -> list[str]:
     return list(first.values())[:_MAX_KEYWORDS]
 
 
-def fact_units(user: str, session: str, turn_id: str, exchange: Exchange, created_at: float) -> list[MemoryUnit]:
-    """A keyword ``fact`` unit for a turn (no LLM), or none when the turn has no salient phrase.
+def rule_keywords(exchange: Exchange) -> list[str]:
+    """The exchange's keywords without a model: the question gives all its keywords; the answer only its
+    names, numbers and dates (its other words are the assistant's phrasing, not something the user said)."""
+    return _unique(keywords(exchange.question) + keywords(exchange.answer, content_words=False))
 
-    The question gives all its keywords; the answer only its names, numbers and dates (its other words are
-    the assistant's phrasing, not something the user said).
+
+def llm_keywords(exchange: Exchange, generator: Generator, info: dict[str, Any], *, max_new_tokens: int = 48) -> list[str] | None:
+    """The generator's keywords for the exchange (MemGAS); None, with ``info["fallback"]`` saying why, when it
+    fails or lists nothing keyword-shaped."""
+    from retrievers.llm_step import Malformed, ask_llm  # no heavy deps; one fallback policy
+
+    def parse(reply: str) -> list[str]:
+        line = next((x for x in reply.splitlines() if x.strip()), "")  # small models may open with a newline
+        phrases = [p.strip(" .*-\"'") for p in re.split(r"[;,]", line)]
+        phrases = [p for p in phrases if p and len(p.split()) <= _MAX_KEYWORD_WORDS]
+        if not phrases:
+            raise Malformed(f"expected keywords separated by semicolons, got {reply!r}")
+        return _unique(phrases)
+
+    prompt = _KEYWORDS_PROMPT.format(exchange=turn_text(exchange))
+    return ask_llm(generator, prompt, parse, info, max_new_tokens=max_new_tokens, stop=("\n\n",))
+
+
+def fact_units(
+    user: str, session: str, turn_id: str, exchange: Exchange, created_at: float, phrases: Sequence[str] | None = None
+) -> list[MemoryUnit]:
+    """A keyword ``fact`` unit for a turn, or none when the turn has no salient phrase.
+
+    ``phrases`` are the keywords (the model's, with ``memory.facts = llm``); by default `rule_keywords`.
     """
-    phrases = _unique(keywords(exchange.question) + keywords(exchange.answer, content_words=False))
+    phrases = list(phrases) if phrases is not None else rule_keywords(exchange)
     if not phrases:
         return []
     source = " ".join(exchange.question.split())[:120]
@@ -150,9 +180,11 @@ def extractive_summary(
 
 
 def llm_summary(
-    texts: Sequence[str], generator: Generator, fallback: Callable[[], str], *, max_new_tokens: int = 96
+    texts: Sequence[str], generator: Generator, fallback: Callable[[], str], *, max_new_tokens: int = 96,
+    info: dict[str, Any] | None = None,
 ) -> str:
-    """The generator's summary of the session; ``fallback()`` when it fails or writes under five words."""
+    """The generator's summary of the session; ``fallback()`` when it fails or writes under five words (then
+    ``info["fallback"]`` says why)."""
     from retrievers.llm_step import Malformed, ask_llm, first_paragraph, words  # no heavy deps; one fallback policy
 
     def parse(reply: str) -> str:
@@ -162,5 +194,5 @@ def llm_summary(
         return summary
 
     prompt = _SUMMARY_PROMPT.format(conversation="\n".join(texts))
-    summary = ask_llm(generator, prompt, parse, {}, max_new_tokens=max_new_tokens, stop=("\n\n",))
+    summary = ask_llm(generator, prompt, parse, {} if info is None else info, max_new_tokens=max_new_tokens, stop=("\n\n",))
     return summary if summary is not None else fallback()

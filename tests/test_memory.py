@@ -171,6 +171,18 @@ def test_llm_summaries_and_filter_use_a_lazy_generator(settings: Settings, fake_
         recall = memory.recall("ana", "s1", "what is my cat called?", trace)
         assert len(made) == 1 and len(recall.units) == 1
         assert trace.stages[-1].details["filter"]["reply"] == ["1"]
+        assert memory.llm_stats == {"summary": 1, "filter": 1}
+
+
+def test_llm_facts_hold_the_model_keywords_or_the_rules(settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
+    settings.memory.facts = "llm"
+    generator = FakeGenerator(["Miso; cat; pet name", "I cannot help with that request because it is unclear to me"])
+    with open_memory(settings, fake_embedder, tmp_path, generator=generator) as memory:
+        [_, fact, _] = memory.remember("ana", "s1", Exchange("My cat is called Miso.", "Nice name."))
+        assert fact.text.startswith("Keywords: Miso; cat; pet name — from:")
+        [_, fact, _] = memory.remember("ana", "s1", Exchange("I moved to Lisbon in 2021.", "Exciting!"))
+        assert fact.text.startswith("Keywords: moved; Lisbon; 2021")  # the unusable reply: the rules' keywords
+        assert memory.llm_stats == {"facts": 1, "facts_fallback": 1}
 
 
 def test_disabled_memory_remembers_nothing(settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eval.datasets import CorpusRecord, Dataset, QuestionRecord
-from eval.memory_eval import first_conversations
+from eval.memory_eval import first_conversations, summary_table
 
 
 def test_first_conversations_keeps_their_turns_and_questions_only() -> None:
@@ -14,3 +14,12 @@ def test_first_conversations_keeps_their_turns_and_questions_only() -> None:
     assert [r.id for r in cut.corpus] == ["b:0", "b:1", "a:0", "a:1"]  # corpus order decides which come first
     assert [q.id for q in cut.questions] == ["qa", "qb"]
     assert first_conversations(dataset, None) is dataset
+
+
+def test_summary_table_reports_the_chosen_configurations_only() -> None:
+    rows = [
+        {"id": "q1", "config": "fact", "category": 1, "chosen": ["fact"], "answerable": True, "recall": 0.5, "f1": 0.25, "em": 0.0, "abstained": False},
+        {"id": "q1", "config": "turn", "category": 1, "chosen": ["turn"], "answerable": True, "recall": 1.0},
+    ]
+    table = summary_table(rows, 4, ("fact",)).splitlines()
+    assert len(table) == 3 and table[2].startswith("| fact | 0.500 (1) | 0.250 | 0.000 | 1 |")

@@ -8,7 +8,17 @@ from assistant.models.base import Generator
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.types import Exchange, MemoryUnit
 from memory.filter import llm_filter
-from memory.units import extractive_summary, fact_units, keywords, llm_summary, summary_id, summary_unit, turn_unit
+from memory.units import (
+    extractive_summary,
+    fact_units,
+    keywords,
+    llm_keywords,
+    llm_summary,
+    rule_keywords,
+    summary_id,
+    summary_unit,
+    turn_unit,
+)
 
 
 class FailingGenerator(Generator):
@@ -73,6 +83,19 @@ def test_llm_summary_uses_the_reply_or_falls_back() -> None:
     assert "User: hi" in gen.calls[0][0].content
     assert llm_summary(["User: hi"], gen, lambda: "fallback") == "fallback"  # under five words
     assert llm_summary(["User: hi"], FailingGenerator(), lambda: "fallback") == "fallback"
+
+
+def test_llm_keywords_parse_the_list_or_fall_back() -> None:
+    exchange = Exchange("My cat Miso turned 3 in May.", "Happy birthday, Miso!")
+    gen = FakeGenerator(["\nMiso; cat; 3 years; May; \"birthday\"", "The user talks about their cat and its birthday party in May this year"])
+    assert llm_keywords(exchange, gen, info := {}) == ["Miso", "cat", "3 years", "May", "birthday"] and "fallback" not in info
+    assert "User: My cat Miso turned 3 in May." in gen.calls[0][0].content
+    assert llm_keywords(exchange, gen, info := {}) is None and "malformed" in info["fallback"]  # a sentence, not keywords
+    assert llm_keywords(exchange, FailingGenerator(), info := {}) is None and "failed" in info["fallback"]
+    [fact] = fact_units("ana", "s1", "t1", exchange, 5.0, ["Miso", "cat"])
+    assert fact.text.startswith("Keywords: Miso; cat — from: My cat Miso")
+    assert fact_units("ana", "s1", "t1", exchange, 5.0) == fact_units("ana", "s1", "t1", exchange, 5.0, rule_keywords(exchange))
+    assert fact_units("ana", "s1", "t1", exchange, 5.0, []) == []
 
 
 def units(*texts: str) -> list[MemoryUnit]:
