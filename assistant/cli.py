@@ -14,13 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from assistant.config import Settings, load_settings, parse_overrides
+from pydantic import ValidationError
+
+from assistant.config import Settings, describe_settings_error, load_settings, parse_overrides
 
 app = typer.Typer(
     help="Tessera: answers questions from your documents, citing the passages it used.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich markup would swallow "[n]" and print <bool>/{question} placeholders
 )
 
 HomeOption = Annotated[
@@ -52,8 +55,9 @@ def _settings(home: Path | None, pairs: list[str] | None, **flags: Any) -> Setti
             overrides.setdefault(section, {})[key] = value
     try:
         return load_settings(overrides)
-    except Exception as exc:  # pydantic's ValidationError lists every bad field and why
-        raise typer.BadParameter(str(exc)) from exc
+    except ValidationError as exc:  # from a flag, tessera.toml or a TESSERA_* variable
+        _fail(describe_settings_error(exc).replace("\n", "\nerror: "))
+        raise  # unreachable: _fail exits
 
 
 def _quiet_libraries() -> None:
@@ -292,7 +296,8 @@ def _repl(backend: Any, user: str, session: str) -> None:
         typer.echo("")
 
 
-memory_app = typer.Typer(help="What Tessera remembers of your conversations: list, forget.", no_args_is_help=True)
+memory_app = typer.Typer(help="What Tessera remembers of your conversations: list, forget.", no_args_is_help=True,
+                         rich_markup_mode=None)
 app.add_typer(memory_app, name="memory")
 
 

@@ -8,12 +8,13 @@ the environment (``TESSERA_RETRIEVAL__TOP_K=8``) and dotted keys on the command 
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -347,6 +348,35 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return nested
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line per bad setting, naming its dotted key and what it may be (pydantic's report spans lines
+    and links to its docs). An unknown key lists its section's keys, closest first."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {key}; {_valid_keys(tuple(str(p) for p in error['loc']))}")
+        else:
+            got = f" (got {error['input']!r})" if not isinstance(error.get("input"), dict) else ""
+            lines.append(f"{key}: {error['msg']}{got}")
+    return "\n".join(lines)
+
+
+def _valid_keys(loc: tuple[str, ...]) -> str:
+    """The keys valid where ``loc`` points, the closest spellings first."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            break
+        model = field.annotation
+    section = ".".join(loc[:-1]) or "the top level"
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(loc[-1], names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"{hint}valid in {section}: {', '.join(names)}"
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-eval_app = typer.Typer(help="Evaluate Tessera on a question set: convert, run, compare.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate Tessera on a question set: convert, run, compare.", no_args_is_help=True,
+                       rich_markup_mode=None)  # plain help, as the main app
 
 
 @eval_app.command("convert")

@@ -91,6 +91,15 @@ def test_bad_setting_is_a_clear_usage_error(env) -> None:
     assert result.exit_code == 2 and "key=value" in result.output
 
 
+def test_bad_settings_are_one_line_each_naming_the_key(env) -> None:
+    result = runner.invoke(app, ["config", "--set", "memory.router=best", "--set", "memory.recal_k=3"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 2, result.output
+    assert lines[0] == "error: memory.router: Input should be 'entropy', 'turn', 'summary', 'fact' or 'all' (got 'best')"
+    assert lines[1].startswith("error: unknown setting memory.recal_k; did you mean recall_k? valid in memory: enabled,")
+    assert "pydantic" not in result.output
+
+
 def test_config_hides_secrets(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESSERA_MODELS__OPENAI_API_KEY", "sk-secret")
     result = runner.invoke(app, ["config"])
@@ -164,3 +173,10 @@ def test_plain_ask_prints_what_no_source_supports(env, tmp_path: Path, monkeypat
     monkeypatch.setenv("TESSERA_MODELS__GENERATOR", "fake:Lake Baikal is the deepest lake in the world [1]. It was painted green.")
     result = runner.invoke(app, ["ask", "Which is the deepest lake?"])
     assert "⚠ Not supported by the sources: It was painted green." in result.output and "Sources:" in result.output
+
+
+def test_help_renders_literally() -> None:
+    """Help is plain text: "[n]" survives (Rich markup swallowed it) and flags show no <bool> placeholder."""
+    top, ask = runner.invoke(app, ["--help"]).output, runner.invoke(app, ["ask", "--help"]).output
+    assert "citing sources as [n]" in " ".join(ask.split()) and "citing sources as [n]" in " ".join(top.split())
+    assert "<bool>" not in ask and "--stream" in ask
