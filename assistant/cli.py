@@ -161,13 +161,17 @@ def ask(
     set_: SetOption = None,
     top_k: TopKOption = None,
     generator: Annotated[str | None, typer.Option(help="Generator, e.g. gemma3-270m or openai:<model>.")] = None,
-    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    stream: Annotated[
+        bool | None,
+        typer.Option("--stream/--no-stream", help="Print the answer as it is generated (default: on a terminal)."),
+    ] = None,
     as_json: JsonOption = False,
     session: SessionOption = None,
     user: UserOption = "default",
 ) -> None:
     """Answer a question from the indexed documents, citing sources as [n]."""
     settings = _settings(home, set_, retrieval__top_k=top_k, models__generator=generator)
+    stream = sys.stdout.isatty() if stream is None else stream
     _quiet_libraries()
     from assistant.assistant import Assistant
     from assistant.models.base import ModelError
@@ -280,6 +284,8 @@ def _repl(backend: Any, user: str, session: str) -> None:
     interactive = sys.stdin.isatty()
     if interactive:
         typer.echo(f"Tessera chat (session {session}). Ask a question; Ctrl-D to quit.")
+    else:  # on stderr, so piped answers stay clean and the conversation can be resumed
+        typer.echo(f"session {session} (continue it with --session {session})", err=True)
     while True:
         if interactive:
             typer.echo("> ", nl=False)

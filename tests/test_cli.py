@@ -137,6 +137,8 @@ def test_chat_plain_answers_each_stdin_line_with_citations(talkative, tmp_path: 
     assert result.exit_code == 0, result.output
     assert result.output.count("It is Lake Baikal [1].") == 2  # two questions, two answers; the blank line skipped
     assert "Sources:" in result.output and "good.md" in result.output
+    assert result.stderr.splitlines()[0] == "session s1 (continue it with --session s1)"
+    assert "session s1" not in result.stdout  # answers piped on stdout stay clean
 
 
 def test_ask_with_a_session_remembers_and_memory_commands_manage_it(talkative, tmp_path: Path) -> None:
@@ -180,3 +182,20 @@ def test_help_renders_literally() -> None:
     top, ask = runner.invoke(app, ["--help"]).output, runner.invoke(app, ["ask", "--help"]).output
     assert "citing sources as [n]" in " ".join(ask.split()) and "citing sources as [n]" in " ".join(top.split())
     assert "<bool>" not in ask and "--stream" in ask
+
+
+def test_ask_streams_on_a_terminal_only_unless_told(talkative, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import assistant.render
+
+    runner.invoke(app, ["ingest", str(corpus(tmp_path))])
+    modes: list[bool] = []
+    real = assistant.render.answer_text
+
+    def recording(answer, streamed=False):  # type: ignore[no-untyped-def]
+        modes.append(streamed)
+        return real(answer, streamed=streamed)
+
+    monkeypatch.setattr(assistant.render, "answer_text", recording)
+    for flags in ([], ["--stream"], ["--no-stream"]):
+        assert runner.invoke(app, ["ask", "Which is the deepest lake?", *flags]).exit_code == 0
+    assert modes == [False, True, False]  # the test's stdout is a pipe, not a terminal
