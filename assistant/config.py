@@ -124,6 +124,12 @@ class RetrievalSettings(_Section):
     """The fewest passages adaptive-k keeps."""
     candidates: int = Field(20, ge=1, le=1000)
     """How many hits each leg of hybrid search contributes before fusion."""
+    fusion: Literal["rrf", "dbsf", "rrf-confidence"] = "dbsf"
+    """How hybrid search fuses its legs: ``dbsf`` (each leg's scores normalised by their mean ± 3 standard
+    deviations, then summed), ``rrf`` (reciprocal rank fusion, in one engine query) or ``rrf-confidence``
+    (RRF with each leg weighted per query by how far its top score stands above its other candidates).
+    ``dbsf`` is the default: it never fell significantly below the better leg and beat RRF on HotpotQA and
+    MuSiQue (docs/EVALUATION.md §4, "Fusion that keeps the better leg")."""
     rrf_k: int = Field(60, ge=1)
     """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
     dense_weight: float = Field(1.0, gt=0)

@@ -16,6 +16,8 @@ declare -A rows=(
   [1-dense]="--set retrieval.mode=dense"
   [2-bm25]="--set retrieval.mode=sparse"
   [3-hybrid]=""
+  [3r-hybrid-rrf]="--set retrieval.fusion=rrf"
+  [3c-hybrid-confidence]="--set retrieval.fusion=rrf-confidence"
   [4-hyde]="--set query.hyde=true $generator"
   [5-expansion]="--set query.expansion=few-shot $generator"
   [5z-expansion-zero-shot]="--set query.expansion=zero-shot $generator"

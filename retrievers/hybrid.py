@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -132,11 +133,11 @@ class HybridRetriever:
         limit = k * _OVERFETCH if collapse else k
         candidates = max(self.settings.candidates, limit)
         store_unit = "proposition" if unit == "proposition" else "passage"
-        with trace.stage("search", mode=self.settings.mode, unit=unit, top_k=k, legs=len(plan.legs)) as info:
+        with trace.stage("search", mode=self.settings.mode, fusion=self.settings.fusion, unit=unit, top_k=k, legs=len(plan.legs)) as info:
             if unit == "passage+proposition":
                 hits = self._passages_and_best_propositions(plan, candidates)
             else:
-                found = self._search(plan, store_unit, limit, candidates)
+                found = self._search(plan, store_unit, limit, candidates, info)
                 hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
                 if collapse:
                     hits = _first_per(hits, collapse)
@@ -153,9 +154,12 @@ class HybridRetriever:
                 }
         return hits
 
-    def _search(self, plan: QueryPlan, unit: str, limit: int, candidates: int) -> list[StoreHit]:
+    def _search(
+        self, plan: QueryPlan, unit: str, limit: int, candidates: int, info: dict[str, Any] | None = None
+    ) -> list[StoreHit]:
         return self.store.query(
-            plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference
+            plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
+            fusion=self.settings.fusion, info=info,
         )
 
     def _passages_and_best_propositions(self, plan: QueryPlan, candidates: int) -> list[Hit]:
@@ -228,7 +232,7 @@ class HybridRetriever:
                     first_legs = first_legs[1:]
                 first = self.store.query(
                     first_legs, limit=q.csqe_hits, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k,
-                    unit="passage",
+                    unit="passage", fusion=self.settings.fusion,
                 )
                 info["first_pass_ids"] = [f.unit_id for f in first]
                 sentences = CorpusSteeredExpander(self._llm()).select(query, [f.payload["text"] for f in first], info)

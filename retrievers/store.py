@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import qdrant_edge as qe
 
+from retrievers.fusion import Fusion, dbsf, rrf_confidence
 from retrievers.shard_lock import ShardBusy, ShardLock
 from retrievers.sparse import Bm25Encoder, SparseVec
 
@@ -243,11 +244,15 @@ class Store(ABC):
         unit: str | None = None,
         reference: np.ndarray | None = None,
         where: dict[str, str] | None = None,
+        fusion: Fusion = "rrf",
+        info: dict[str, Any] | None = None,
     ) -> list[StoreHit]:
-        """Runs one or more legs as one engine query, best first.
+        """Runs one or more legs, best first.
 
-        One leg is a plain nearest-neighbour search; several are prefetches fused by reciprocal rank
-        fusion, weighted by each leg's ``weight`` when any weight differs from 1.
+        One leg is a plain nearest-neighbour search. Several are fused: by ``rrf``, one engine query whose
+        prefetches are fused by reciprocal rank fusion, weighted by each leg's ``weight`` when any differs
+        from 1; by ``dbsf`` or ``rrf-confidence``, each leg runs alone and `retrievers.fusion` fuses their
+        scores here (the same on every backend).
 
         Args:
             legs: The legs (dense or BM25 vectors) to run.
@@ -257,17 +262,45 @@ class Store(ABC):
             unit: Only points whose payload ``unit`` is this; all if None.
             reference: The vector each hit's ``dense_score`` (cosine) is computed against.
             where: Only points whose payload has these exact keyword values (e.g. ``{"user": "ana"}``).
+            fusion: How several legs are fused (`retrievers.fusion`).
+            info: Filled with ``fusion_weights`` (each leg's weight this query) by ``rrf-confidence``.
         """
         if not legs:
             raise ValueError("a query needs at least one leg")
         weights = [leg.weight for leg in legs]
         must = {"state": READY} | ({"unit": unit} if unit is not None else {}) | (where or {})
-        found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, must)
+        if fusion == "rrf" or len(legs) == 1:
+            found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, must)
+        else:
+            found = self._fuse_here(legs, limit, candidates, rrf_k, must, fusion, info)
         ref = None if reference is None else np.asarray(reference, dtype=np.float64)
         hits = [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
         # RRF often ties (rank 1 + rank 3 = rank 3 + rank 1) and engines break ties by storage order; a fixed
         # tie-break keeps results, and the LLM prompts built from them, reproducible.
         return sorted(hits, key=lambda h: (-h.score, h.unit_id))
+
+    def _fuse_here(
+        self, legs: Sequence[Leg], limit: int, candidates: int, rrf_k: int, must: dict[str, str], fusion: Fusion,
+        info: dict[str, Any] | None,
+    ) -> Found:
+        """Runs each leg alone and fuses their scored lists with `retrievers.fusion`."""
+        points: dict[str, tuple[dict[str, Any], list[float] | None]] = {}
+        scored = []
+        for leg in legs:
+            found = self._query([leg], candidates, candidates, rrf_k, None, must)
+            for payload, _, vector in found:
+                points.setdefault(str(payload.get("unit_id", "")), (payload, vector))
+            scored.append([(str(payload.get("unit_id", "")), score) for payload, score, _ in found])
+        weights = [leg.weight for leg in legs]
+        if fusion == "dbsf":
+            fused = dbsf(scored, weights)
+        elif fusion == "rrf-confidence":
+            fused, used = rrf_confidence(scored, weights, rrf_k)
+            if info is not None:
+                info["fusion_weights"] = {leg.name: round(w, 3) for leg, w in zip(legs, used)}
+        else:
+            raise ValueError(f"unknown fusion {fusion!r}: use rrf, dbsf or rrf-confidence")
+        return [(points[key][0], score, points[key][1]) for key, score in fused[:limit]]
 
     @abstractmethod
     def _write(self, rows: list[Row]) -> None:

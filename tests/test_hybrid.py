@@ -50,6 +50,15 @@ def test_passage_units(store, fake_embedder) -> None:
     assert {h.unit_id for h in hits} <= set(legs["q0.dense"]) | set(legs["q0.bm25"])
 
 
+def test_score_fusion_is_a_setting_and_the_trace_names_it(store, fake_embedder) -> None:
+    trace = Trace()
+    settings = RetrievalSettings(fusion="rrf-confidence")
+    hits = HybridRetriever(store, fake_embedder, settings).retrieve("When was the Eiffel Tower completed?", trace)
+    search = trace.stages[1].details
+    assert search["fusion"] == "rrf-confidence" and set(search["fusion_weights"]) == {"q0.dense", "q0.bm25"}
+    assert hits and hits[0].text.startswith("# Eiffel Tower")
+
+
 def test_proposition_units_show_their_passage_once(store, fake_embedder) -> None:
     hits = retriever(store, fake_embedder, "proposition").retrieve("When was the Eiffel Tower completed 1889?")
     assert ":p" in hits[0].unit_id  # the ranked unit is a proposition...

@@ -14,6 +14,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from assistant.config import Settings
+from retrievers.fusion import dbsf, rrf_confidence
 from retrievers.sparse import Bm25Encoder
 from retrievers.store import (
     ClientStore,
@@ -153,6 +154,20 @@ def test_many_legs_fuse_by_weighted_rrf(store: Store, weights: list[float]) -> N
     hits = store.query(legs, limit=10, candidates=candidates, rrf_k=10)
     assert {h.unit_id: h.score for h in hits} == pytest.approx(expected, rel=1e-5)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("fusion", ["dbsf", "rrf-confidence"])
+def test_score_fusion_runs_each_leg_and_fuses_here(store: Store, fusion: str) -> None:
+    query, text, candidates = unit([0.2, 0.9, 0.4, 0.0]), "zebra herds library", 3
+    legs = [Leg("dense", "dense", query), Leg("bm25", "sparse", store.encode_query(text))]
+    scored = [[(h.unit_id, h.score) for h in store.query([leg], limit=candidates, candidates=candidates)] for leg in legs]
+    expected = dbsf(scored, [1.0, 1.0]) if fusion == "dbsf" else rrf_confidence(scored, [1.0, 1.0], 60)[0]
+    info: dict = {}
+    hits = store.query(legs, limit=10, candidates=candidates, fusion=fusion, reference=query, info=info)  # type: ignore[arg-type]
+    assert [(h.unit_id, h.score) for h in hits] == [(key, pytest.approx(score)) for key, score in expected]
+    assert all(h.dense_score is not None and h.payload["unit_id"] == h.unit_id for h in hits)
+    assert ("fusion_weights" in info) == (fusion == "rrf-confidence")
+    assert len(store.query(legs, limit=2, candidates=candidates, fusion=fusion)) == 2  # type: ignore[arg-type]
 
 
 def test_weighted_rrf_on_fixed_rankings_by_hand() -> None:
