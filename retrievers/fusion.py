@@ -64,5 +64,14 @@ def rrf_confidence(legs: Sequence[Scored], weights: Sequence[float], k: int) -> 
     return _ranked(fused), used
 
 
+def fuse(legs: Sequence[Scored], weights: Sequence[float], fusion: Fusion, k: int) -> tuple[list[tuple[str, float]], list[float]]:
+    """The legs fused by ``dbsf`` or ``rrf-confidence``, best first, and the weights each leg got."""
+    if fusion == "dbsf":
+        return dbsf(legs, weights), list(weights)
+    if fusion == "rrf-confidence":
+        return rrf_confidence(legs, weights, k)
+    raise ValueError(f"fuse() takes dbsf or rrf-confidence, not {fusion!r} (rrf runs in the engine)")
+
+
 def _ranked(fused: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))  # ties by key: reproducible

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import qdrant_edge as qe
 
-from retrievers.fusion import Fusion, dbsf, rrf_confidence
+from retrievers.fusion import Fusion, fuse
+from retrievers.points import PointInfo, StoreHit, StorePoint  # re-exported: callers import them from here
 from retrievers.shard_lock import ShardBusy, ShardLock
 from retrievers.sparse import Bm25Encoder, SparseVec
 
@@ -66,55 +67,6 @@ class Leg:
 
 class StoreError(RuntimeError):
     """A store problem the user can act on; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class StorePoint:
-    """One retrievable unit as written to the store.
-
-    Attributes:
-        id: The unit id (``"<doc hash>:<n>"``); the Qdrant point id is its uuid5 (`point_id`).
-        dense: float32 ``(dim,)`` embedding, unit length.
-        text: The text the BM25 vector is computed from.
-        payload: JSON-able metadata; always holds ``"doc_id"`` and ``"unit_id"``.
-    """
-
-    id: str
-    dense: np.ndarray
-    text: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StoreHit:
-    """One search result.
-
-    Attributes:
-        unit_id: The unit id from the payload.
-        payload: The stored payload.
-        score: RRF score (hybrid), cosine (dense) or BM25 score (sparse).
-        dense_score: Cosine between the query vector and this point's vector in every mode; None without one.
-    """
-
-    unit_id: str
-    payload: dict[str, Any]
-    score: float
-    dense_score: float | None
-
-
-@dataclass(frozen=True)
-class PointInfo:
-    """What `Store.scan` reports of one stored point (no vectors).
-
-    Attributes:
-        unit_id: The payload's ``unit_id`` ("" if it has none).
-        doc_id: The payload's ``doc_id`` ("" if it has none).
-        state: ``ready`` (searchable) or ``pending`` (written, not yet published); "" if unset.
-    """
-
-    unit_id: str
-    doc_id: str
-    state: str
 
 
 def point_id(unit_id: str) -> str:
@@ -291,15 +243,9 @@ class Store(ABC):
             for payload, _, vector in found:
                 points.setdefault(str(payload.get("unit_id", "")), (payload, vector))
             scored.append([(str(payload.get("unit_id", "")), score) for payload, score, _ in found])
-        weights = [leg.weight for leg in legs]
-        if fusion == "dbsf":
-            fused = dbsf(scored, weights)
-        elif fusion == "rrf-confidence":
-            fused, used = rrf_confidence(scored, weights, rrf_k)
-            if info is not None:
-                info["fusion_weights"] = {leg.name: round(w, 3) for leg, w in zip(legs, used)}
-        else:
-            raise ValueError(f"unknown fusion {fusion!r}: use rrf, dbsf or rrf-confidence")
+        fused, used = fuse(scored, [leg.weight for leg in legs], fusion, rrf_k)
+        if info is not None and fusion == "rrf-confidence":
+            info["fusion_weights"] = {leg.name: round(w, 3) for leg, w in zip(legs, used)}
         return [(points[key][0], score, points[key][1]) for key, score in fused[:limit]]
 
     @abstractmethod

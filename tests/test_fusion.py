@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from retrievers.fusion import confidence, dbsf, rrf_confidence
+from retrievers.fusion import confidence, dbsf, fuse, rrf_confidence
 
 
 def test_dbsf_normalises_each_leg_by_its_mean_and_three_deviations() -> None:
@@ -43,3 +43,11 @@ def test_rrf_confidence_weights_the_surer_leg() -> None:
     assert rrf_confidence([[("a", 1.0), ("b", 1.0)]] * 2, [2.0, 1.0], 10)[1] == [2.0, 1.0]
     fused, used = rrf_confidence([[("a", 1.0), ("b", 0.0)], [("c", 1.0), ("d", 1.0)]], [1.0, 1.0], 10)
     assert used[1] == 0.0 and [k for k, _ in fused] == ["a", "b", "c", "d"]
+
+
+def test_fuse_dispatches_and_refuses_rrf() -> None:
+    legs = [[("a", 2.0), ("b", 1.0)], [("b", 3.0), ("a", 1.0)]]
+    assert fuse(legs, [1.0, 1.0], "dbsf", 60) == (dbsf(legs, [1.0, 1.0]), [1.0, 1.0])
+    assert fuse(legs, [1.0, 1.0], "rrf-confidence", 60) == rrf_confidence(legs, [1.0, 1.0], 60)
+    with pytest.raises(ValueError, match="engine"):
+        fuse(legs, [1.0, 1.0], "rrf", 60)
