@@ -104,6 +104,11 @@ class IngestionSettings(_Section):
     proposition_header: bool = False
     """Index each proposition with its document title and section heading before it, as passages are
     (both the dense and the BM25 leg see them); off: the proposition's own words only."""
+    metadata_header: bool = False
+    """Index each passage with a line naming its document's site, author and publication date (from the
+    file's own metadata: HTML meta tags, PDF info, DOCX properties, Markdown front matter, or a dataset
+    record's ``metadata``), so both legs match a question that names a source or a date. The fields are in
+    the payload (filterable) either way."""
 
 
 class RetrievalSettings(_Section):
@@ -130,6 +135,9 @@ class RetrievalSettings(_Section):
     (RRF with each leg weighted per query by how far its top score stands above its other candidates).
     ``dbsf`` is the default: it never fell significantly below the better leg and beat RRF on HotpotQA and
     MuSiQue (docs/EVALUATION.md §4, "Fusion that keeps the better leg")."""
+    max_per_document: int = Field(0, ge=0, le=100)
+    """Diversity across documents: at most this many passages of one document ahead of other documents'
+    passages (the rest follow, in rank order); 0 ranks passages by score alone."""
     rrf_k: int = Field(60, ge=1)
     """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
     dense_weight: float = Field(1.0, gt=0)
@@ -168,6 +176,10 @@ class QuerySettings(_Section):
     and they join the BM25 leg (with the LLM's own expansion when ``expansion`` is on)."""
     csqe_hits: int = Field(3, ge=1, le=10)
     """First-pass hits whose sentences CSQE shows the LLM."""
+    decompose: Literal["off", "rules"] = "off"
+    """Multi-part questions (`retrievers.decompose`): ``rules`` retrieves separately for each of two
+    coordinated names ("A and B", "A or B", "A compared with B") or each of several questions in one, and
+    interleaves those rankings with the whole question's, so every part's best passages get places."""
     max_new_tokens: int = Field(64, ge=8, le=512)
     """Token limit for each rewriting or expansion reply."""
     generator: str | None = None

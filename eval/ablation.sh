@@ -24,6 +24,10 @@ declare -A rows=(
   [5c-expansion-cot]="--set query.expansion=cot $generator"
   [6-csqe]="--set query.expansion=few-shot --set query.csqe=true $generator"
   [7-all]="--set query.hyde=true --set query.expansion=few-shot --set query.csqe=true $generator"
+  [8-decompose]="--set query.decompose=rules"
+  [9-per-document-1]="--set retrieval.max_per_document=1"
+  [9b-per-document-2]="--set retrieval.max_per_document=2"
+  [10-decompose-per-document-1]="--set query.decompose=rules --set retrieval.max_per_document=1"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do

@@ -116,6 +116,8 @@ def score_question(question: QuestionRecord, answer: Answer | None, deep_hits: l
         ranked = [h.doc_id for h in deep_hits]
         for k in RETRIEVAL_KS:
             metrics[f"recall@{k}"] = recall_at_k(ranked, question.evidence_ids, k)
+        # A question that needs several documents is answered only when all of them are found.
+        metrics["all_evidence@10"] = float(metrics["recall@10"] == 1.0)
         metrics["mrr@10"] = mrr_at_k(ranked, question.evidence_ids, 10)
         metrics["ndcg@10"] = ndcg_at_k(ranked, question.evidence_ids, 10)
     evidence_texts = question.metadata.get("evidence_texts") or []

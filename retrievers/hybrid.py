@@ -2,8 +2,9 @@
 
 The query side runs in this order, each step a setting that can be off (DESIGN.md, "Data flow"):
 rewrite a follow-up into standalone queries → HyDE for the dense leg → LLM and corpus-steered expansion for
-the BM25 leg → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) by RRF.
-Every step records its inputs, outputs and time in the trace; an LLM step that fails falls back to its input.
+the BM25 leg → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) → for a
+multi-part question, one search per part, interleaved with the whole question's ranking → at most
+``retrieval.max_per_document`` passages of one document before the next documents get their turn. Every step records its inputs, outputs and time in the trace; an LLM step that fails falls back to its input.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from assistant.config import ContextSettings, QuerySettings, RetrievalSettings
 from assistant.models.base import Embedder, Generator
 from assistant.types import Exchange, Hit, StageRecord, Trace
 from retrievers.csqe import CorpusSteeredExpander
+from retrievers.decompose import decompose, interleave
 from retrievers.expansion import LLMExpander
 from retrievers.hyde import HyDE
 from retrievers.rewrite import ConversationalRewriter
@@ -63,12 +65,14 @@ class QueryPlan:
         reference: The first variant's own embedding (never the HyDE mix): hits' ``dense_score`` is the
             cosine to it, so the relevance gate judges the question, not a hypothetical answer.
         steps: The trace records of the steps that made the plan.
+        parts: A multi-part question's sub-queries, each with its own dense and BM25 legs.
     """
 
     variants: tuple[str, ...]
     legs: tuple[Leg, ...]
     reference: np.ndarray
     steps: tuple[StageRecord, ...]
+    parts: tuple[tuple[str, tuple[Leg, ...]], ...] = ()
 
 
 class HybridRetriever:
@@ -130,7 +134,8 @@ class HybridRetriever:
         collapse = {"document": "doc_id", "proposition": "passage_id"}.get(unit)
         if unit == "proposition" and self.context.unit == "proposition":
             collapse = None  # each proposition is its own context
-        limit = k * _OVERFETCH if collapse else k
+        per_document = self.settings.max_per_document
+        limit = k * _OVERFETCH if collapse or per_document else k
         candidates = max(self.settings.candidates, limit)
         store_unit = "proposition" if unit == "proposition" else "passage"
         with trace.stage("search", mode=self.settings.mode, fusion=self.settings.fusion, unit=unit, top_k=k, legs=len(plan.legs)) as info:
@@ -141,6 +146,13 @@ class HybridRetriever:
                 hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
                 if collapse:
                     hits = _first_per(hits, collapse)
+            if plan.parts:
+                rankings = [hits, *self._search_parts(plan, store_unit, limit, candidates, collapse)]
+                hits = interleave(rankings, lambda h: getattr(h, collapse or "unit_id"), limit)
+                info["parts"] = len(plan.parts)
+            if per_document:
+                hits = spread_documents(hits, per_document)
+                info["max_per_document"] = per_document
             hits = hits[:k]
             info["hits"] = [
                 {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
@@ -161,6 +173,20 @@ class HybridRetriever:
             plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
             fusion=self.settings.fusion, info=info,
         )
+
+    def _search_parts(
+        self, plan: QueryPlan, unit: str, limit: int, candidates: int, collapse: str | None
+    ) -> list[list[Hit]]:
+        """Each part's own ranking (its dense and BM25 legs fused); hits judged against the whole question."""
+        rankings = []
+        for _, legs in plan.parts:
+            found = self.store.query(
+                legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit,
+                reference=plan.reference, fusion=self.settings.fusion,
+            )
+            hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
+            rankings.append(_first_per(hits, collapse) if collapse else hits)
+        return rankings
 
     def _passages_and_best_propositions(self, plan: QueryPlan, candidates: int) -> list[Hit]:
         """Passages ranked by RRF of two rankings: the passages' own, and the passages ordered by their best
@@ -194,8 +220,14 @@ class HybridRetriever:
                 variants = ConversationalRewriter(
                     self._llm(), rewrites=q.rewrites, max_new_tokens=q.max_new_tokens
                 ).rewrite(question, history, info)
-        with trace.stage("embed_query", embedder=self.embedder.name, variants=variants):
-            vectors = self.embedder.embed(variants)
+        parts: list[str] = []
+        if q.decompose == "rules":
+            with trace.stage("decompose", method="rules") as info:
+                parts = decompose(variants[0])
+                info["parts"] = parts
+        with trace.stage("embed_query", embedder=self.embedder.name, variants=variants, parts=len(parts)):
+            embedded = self.embedder.embed(variants + parts)
+        vectors, part_vectors = embedded[: len(variants)], embedded[len(variants) :]
         dense = list(vectors)
         hyde_used = False
         if q.hyde and mode != "sparse":
@@ -215,7 +247,17 @@ class HybridRetriever:
             if mode != "dense":
                 name = f"q{i}.bm25+expansion" if i == 0 and expanded else f"q{i}.bm25"
                 legs.append(Leg(name, "sparse", sparse[i], self.settings.sparse_weight))
-        return QueryPlan(tuple(variants), tuple(legs), vectors[0], ())
+        part_legs = tuple((text, tuple(self._plain_legs(f"part{i}", vector, text))) for i, (text, vector) in enumerate(zip(parts, part_vectors)))
+        return QueryPlan(tuple(variants), tuple(legs), vectors[0], (), part_legs)
+
+    def _plain_legs(self, name: str, vector: np.ndarray, text: str) -> list[Leg]:
+        """A query's dense and BM25 legs, as the retrieval mode asks, with no LLM step."""
+        legs = []
+        if self.settings.mode != "sparse":
+            legs.append(Leg(f"{name}.dense", "dense", vector, self.settings.dense_weight))
+        if self.settings.mode != "dense":
+            legs.append(Leg(f"{name}.bm25", "sparse", self.store.encode_query(text), self.settings.sparse_weight))
+        return legs
 
     def _expand(self, query: str, vector: np.ndarray, encoded: SparseVec, trace: Trace) -> tuple[SparseVec, bool]:
         """The BM25 query with LLM (and corpus-steered) expansion; the plain one if every step fell back."""
@@ -268,6 +310,17 @@ def fuse_passage_rankings(rankings: Sequence[Sequence[Hit]], rrf_k: int) -> list
     return [
         replace(first[key], unit_id=key, score=scores[key], dense_score=best_cosine[key]) for key in order
     ]
+
+
+def spread_documents(hits: Sequence[Hit], per_document: int) -> list[Hit]:
+    """The hits with at most ``per_document`` of each document ahead of the rest (kept, in rank order, after):
+    a question that needs several documents gets them, not one document's every passage."""
+    counts: dict[str, int] = {}
+    first, later = [], []
+    for hit in hits:
+        counts[hit.doc_id] = counts.get(hit.doc_id, 0) + 1
+        (first if counts[hit.doc_id] <= per_document else later).append(hit)
+    return first + later
 
 
 def _first_per(hits: list[Hit], key: str) -> list[Hit]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import ContextSettings, RetrievalSettings, Settings
+from assistant.config import ContextSettings, QuerySettings, RetrievalSettings, Settings
 from assistant.models.fake import FakeEmbedder
 from assistant.types import Trace
 from ingestion.docstore import DocStore
@@ -104,3 +104,61 @@ def test_fusion_adds_a_passage_ranks_and_keeps_its_best_cosine() -> None:
     assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
     assert fused[0].dense_score == 0.7 and fused[1].dense_score == 0.5
     assert fused[2].text == "text of c"  # found only through its proposition, shown as its passage
+
+
+@pytest.fixture
+def lopsided(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder):
+    """One long document about Zorblat (many passages) and one short one about Quillon."""
+    settings = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"chunk_size": 40, "chunk_overlap": 0})})
+    corpus = tmp_path / "lopsided"
+    corpus.mkdir()
+    paragraphs = [f"Zorblat Industries was founded in {1900 + n}; that year Zorblat Industries grew." for n in range(12)]
+    (corpus / "zorblat.md").write_text("\n\n".join(paragraphs) + "\n")
+    filler = "The valley has rivers, hills, farms, roads, bridges, mills, markets and old stone houses. " * 3
+    (corpus / "quillon.md").write_text(filler + "One workshop there is called Quillon Works.\n")
+    for n in range(8):  # other documents, so that a word in every Zorblat passage is not common corpus-wide
+        (corpus / f"other{n}.md").write_text(f"Report {n} covers rainfall, harvests and prices in district {n}.\n")
+    with open_store(settings) as s, DocStore(settings.docstore_path) as docstore:
+        Ingestor(settings, fake_embedder, s, docstore).ingest_paths([corpus], progress=False)
+        yield s
+
+
+QUESTION = "Were Zorblat Industries and Quillon Works founded in the same year?"
+
+
+def docs_of(hits) -> list[str]:
+    return [h.source.rsplit("/", 1)[-1] for h in hits]
+
+
+def test_one_document_can_take_every_place_without_diversity(lopsided, fake_embedder) -> None:
+    hits = HybridRetriever(lopsided, fake_embedder, RetrievalSettings(top_k=3)).retrieve(QUESTION)
+    assert docs_of(hits) == ["zorblat.md"] * 3  # the case the two settings below are for
+
+
+def test_max_per_document_lets_other_documents_in(lopsided, fake_embedder) -> None:
+    trace = Trace()
+    settings = RetrievalSettings(top_k=3, max_per_document=1)
+    hits = HybridRetriever(lopsided, fake_embedder, settings).retrieve(QUESTION, trace)
+    assert docs_of(hits)[:2] == ["zorblat.md", "quillon.md"] and len(hits) == 3
+    assert trace.stages[1].details["max_per_document"] == 1
+
+
+def test_decomposed_question_gives_each_part_a_place(lopsided, fake_embedder) -> None:
+    trace = Trace()
+    r = HybridRetriever(lopsided, fake_embedder, RetrievalSettings(top_k=3), query=QuerySettings(decompose="rules"))
+    hits = r.retrieve(QUESTION, trace)
+    assert "quillon.md" in docs_of(hits)[:2]
+    stages = {s.name: s.details for s in trace.stages}
+    assert stages["decompose"]["parts"] == [
+        "Were Zorblat Industries founded in the same year?", "Were Quillon Works founded in the same year?"
+    ]
+    assert stages["search"]["parts"] == 2
+    assert len({h.unit_id for h in hits}) == len(hits)
+
+
+def test_single_part_question_is_retrieved_as_before(lopsided, fake_embedder) -> None:
+    plain = HybridRetriever(lopsided, fake_embedder, RetrievalSettings(top_k=3)).retrieve("When was Quillon Works founded?")
+    r = HybridRetriever(lopsided, fake_embedder, RetrievalSettings(top_k=3), query=QuerySettings(decompose="rules"))
+    trace = Trace()
+    assert r.retrieve("When was Quillon Works founded?", trace) == plain
+    assert trace.stages[0].details["parts"] == [] and "parts" not in trace.stages[2].details
