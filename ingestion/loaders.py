@@ -29,6 +29,7 @@ from typing import Any
 
 from assistant.config import IngestionSettings
 from assistant.types import Document
+from ingestion.metadata import DESCRIPTIVE, describe, front_matter, html_metadata
 from ingestion.sandbox import Sandbox, WorkerCrash, WorkerTimeout
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,10 @@ def load_document(
     sections = out.metadata.get("sections") or []
     title = _one_line(out.title or "") or (sections[0][1] if sections else "") or path.stem
     doc_id = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    return Document(id=doc_id, source=str(path), title=title, text=out.text, metadata=out.metadata)
+    # The format's own author/site/dates, normalised; the file's name, and its mtime when the format has none.
+    extras = {k: v for k, v in out.metadata.items() if k not in DESCRIPTIVE}
+    described = describe({"file_name": path.name, "modified": _mtime(path), **out.metadata})
+    return Document(id=doc_id, source=str(path), title=title, text=out.text, metadata={**extras, **described})
 
 
 def check_file(path: Path, *, max_bytes: int) -> None:
@@ -358,7 +362,8 @@ def _load_txt(data: bytes, path: Path) -> Extracted:
 @register_loader(".md")
 @register_loader(".markdown")
 def _load_markdown(data: bytes, path: Path) -> Extracted:
-    text = normalise_text(_decode(data, path))
+    fields, text = front_matter(normalise_text(_decode(data, path)))
+    title = fields.pop("title", None)
     sections, offset, fence = [], 0, ""
     for line in text.split("\n"):
         opener = _FENCE.match(line)
@@ -367,7 +372,7 @@ def _load_markdown(data: bytes, path: Path) -> Extracted:
         elif not fence and (m := _ATX.match(line)) and (m.group(2) or "").strip():
             sections.append([offset, m.group(2).strip()])
         offset += len(line) + 1
-    return Extracted(text, sections[0][1] if sections else None, {"sections": sections})
+    return Extracted(text, title or (sections[0][1] if sections else None), {"sections": sections, **fields})
 
 
 @register_loader(".pdf", sandboxed=True)
@@ -382,7 +387,9 @@ def _load_pdf(data: bytes, path: Path) -> Extracted:
             fix = "decrypt it first, e.g. qpdf --decrypt"
             raise LoaderError(path, "is encrypted (password-protected)", fix)
         pages = [normalise_text(page.extract_text() or "") for page in reader.pages]
-        title = reader.metadata.title if reader.metadata else None
+        info = reader.metadata or {}
+        title = info.get("/Title")
+        fields = {"author": info.get("/Author"), "date": info.get("/CreationDate"), "modified": info.get("/ModDate")}
     except LoaderError:
         raise
     except Exception as exc:
@@ -394,7 +401,8 @@ def _load_pdf(data: bytes, path: Path) -> Extracted:
     if not text:
         raise LoaderError(path, "has no text layer (a scanned PDF?)", "OCR it first, e.g. with ocrmypdf")
     spans = [[s, s + len(p), n] for n, (p, s) in enumerate(zip(pages, starts), 1) if s is not None]
-    return Extracted(text, str(title) if title else None, {"pages": spans})
+    fields = {k: str(v) for k, v in fields.items() if v}
+    return Extracted(text, str(title) if title else None, {"pages": spans, **fields})
 
 
 @register_loader(".docx", sandboxed=True, archive=True)
@@ -404,7 +412,9 @@ def _load_docx(data: bytes, path: Path) -> Extracted:
     try:
         doc = docx.Document(io.BytesIO(data))
         blocks = list(doc.iter_inner_content())  # paragraphs and tables, in document order
-        title = doc.core_properties.title
+        core = doc.core_properties
+        title = core.title
+        fields = {"author": core.author, "date": core.created, "modified": core.modified}
     except Exception as exc:
         raise LoaderError(path, f"could not be parsed as DOCX: {_short(exc)}") from exc
     texts = [normalise_text(_docx_text(block)) for block in blocks]
@@ -414,7 +424,7 @@ def _load_docx(data: bytes, path: Path) -> Extracted:
         for block, t, start in zip(blocks, texts, starts)
         if start is not None and (getattr(block.style, "name", None) or "").startswith(("Heading", "Title"))
     ]
-    return Extracted(text, title or None, {"sections": sections})
+    return Extracted(text, title or None, {"sections": sections, **{k: v for k, v in fields.items() if v}})
 
 
 def _docx_text(block: Any) -> str:
@@ -482,6 +492,7 @@ def _load_html(data: bytes, path: Path) -> Extracted:
 
     soup = BeautifulSoup(data, "lxml")  # bytes: bs4 honours <meta charset> and detects the rest
     title = soup.title.get_text(" ", strip=True) if soup.title else None
+    fields = html_metadata(soup)
     out, sections, pre = _Lines(), [], 0
     stack: list[tuple[Any, bool]] = [(soup, False)]  # iterative: deep nesting must not recurse
     while stack:
@@ -504,7 +515,7 @@ def _load_html(data: bytes, path: Path) -> Extracted:
             stack.append((node, True))
             stack.extend((child, False) for child in reversed(node.contents))
     out.brk(0)
-    return Extracted(_not_binary("".join(out.done), path), title, {"sections": sections})
+    return Extracted(_not_binary("".join(out.done), path), title, {"sections": sections, **fields})
 
 
 # --- small helpers ----------------------------------------------------------------------------------
@@ -513,6 +524,13 @@ def _load_html(data: bytes, path: Path) -> Extracted:
 def _in_content(tag: Any) -> bool:
     """A <header>/<footer> inside an article or section holds content (its title), not site chrome."""
     return tag.name in ("header", "footer") and tag.find_parent(("article", "main", "section")) is not None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _real(path: Path) -> Path:

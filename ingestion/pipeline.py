@@ -9,6 +9,7 @@ hash) deletes the leftovers and redoes the document.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import time
@@ -26,6 +27,7 @@ from assistant.models.base import Embedder
 from assistant.models.embedding_cache import CachedEmbedder
 from assistant.types import Document, Passage, Proposition
 from ingestion.docstore import DocStore
+from ingestion.metadata import describe
 from ingestion.loaders import LoaderError, check_file, iter_files, load_document, supported_extensions
 from ingestion.propositions import PropositionExtractor
 from ingestion.splitter import PassageSplitter
@@ -285,7 +287,10 @@ class Ingestor:
         self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
         units: list[tuple[str, str, dict[str, Any]]] = []
         for item, document in zip(batch, documents):
-            units += _units_of(document, item.passages, item.propositions, self.settings.ingestion.proposition_header)
+            units += _units_of(
+                document, item.passages, item.propositions, self.settings.ingestion.proposition_header,
+                self.settings.ingestion.metadata_header,
+            )
         size = self.settings.ingestion.batch_size
         for start in range(0, len(units), size):
             chunk = units[start : start + size]
@@ -300,29 +305,58 @@ def _units(batch: Sequence[_Prepared]) -> int:
 
 
 def _units_of(
-    document: Document, passages: Sequence[Passage], propositions: Sequence[Proposition], proposition_header: bool = False
+    document: Document,
+    passages: Sequence[Passage],
+    propositions: Sequence[Proposition],
+    proposition_header: bool = False,
+    metadata_header: bool = False,
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """``(unit id, text to index, payload)`` for every passage and proposition of a document; propositions
-    get the title/heading header too with ``proposition_header``."""
+    get the title/heading header too with ``proposition_header``, every unit the document's site, author and
+    date with ``metadata_header``."""
+    described = describe(document.metadata)
+    about = _about(described) if metadata_header else ""
     by_id = {p.id: p for p in passages}
-    units = [(p.id, _embedding_text(document, p.text, p.heading), _payload(document, p, "passage", p.text)) for p in passages]
+    units = [
+        (p.id, _embedding_text(document, p.text, p.heading, about), _payload(document, described, p, "passage", p.text))
+        for p in passages
+    ]
     for q in propositions:
         passage = by_id[q.passage_id]
-        text = _embedding_text(document, q.text, passage.heading) if proposition_header else q.text
-        units.append((q.id, text, _payload(document, passage, "proposition", q.text, q)))
+        text = _embedding_text(document, q.text, passage.heading, about) if proposition_header else q.text
+        units.append((q.id, text, _payload(document, described, passage, "proposition", q.text, q)))
     return units
 
 
-def _embedding_text(document: Document, text: str, heading: str | None) -> str:
-    """The text a passage is indexed by: its words plus the document title and heading for context."""
+def _embedding_text(document: Document, text: str, heading: str | None, about: str = "") -> str:
+    """The text a passage is indexed by: its words plus the document title and heading for context, and with
+    ``about`` a line naming the document's site, author and date (document-aware passage retrieval)."""
     context = " — ".join(x for x in (document.title, heading) if x and x not in text[:200])
-    return f"{context}\n{text}" if context else text
+    header = "\n".join(x for x in (context, about) if x)
+    return f"{header}\n{text}" if header else text
+
+
+def _about(described: dict[str, str]) -> str:
+    """"The Verge, by Jane Doe, October 5, 2023": the words a question uses for a source and a date."""
+    parts = [described.get("site", "")]
+    if author := described.get("author"):
+        parts.append(f"by {author}")
+    if date := described.get("date"):
+        moment = dt.datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ")
+        parts.append(f"{moment:%B} {moment.day}, {moment.year}")
+    return ", ".join(p for p in parts if p)
 
 
 def _payload(
-    document: Document, passage: Passage, unit: str, text: str, proposition: Proposition | None = None
+    document: Document,
+    described: dict[str, str],
+    passage: Passage,
+    unit: str,
+    text: str,
+    proposition: Proposition | None = None,
 ) -> dict[str, Any]:
-    payload = {
+    payload: dict[str, Any] = {
+        **described,  # author, site, date, modified, file_name: filterable (keyword and datetime indexes)
         "unit_id": proposition.id if proposition else passage.id,
         "unit": unit,
         "state": PENDING,

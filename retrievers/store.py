@@ -43,7 +43,11 @@ _BATCH = 256  # points per write: bounded memory, and well under a server's requ
 _OWNER = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
 # Payload fields with an index: deletes filter on doc_id, searches on state and unit (and memory on user, session).
 # ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
-_INDEXED = {"doc_id": "Keyword", "unit": "Keyword", "state": "Keyword", "user": "Keyword", "session": "Keyword"}
+_INDEXED = {
+    "doc_id": "Keyword", "unit": "Keyword", "state": "Keyword", "user": "Keyword", "session": "Keyword",
+    # What a document says about itself (ingestion.metadata), for filters on a source or a time range.
+    "site": "Keyword", "author": "Keyword", "file_name": "Keyword", "date": "Datetime", "modified": "Datetime",
+}  # fmt: skip
 READY, PENDING = "ready", "pending"
 _SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
 
