@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from assistant.config import Settings
 from assistant.types import Answer, Citation, Hit, StageRecord, Trace
 from ui.web.app import Assistants, Overrides, friendly
@@ -156,7 +158,7 @@ def test_assistants_share_the_backend_components(settings: Settings, fake_embedd
     from assistant.assistant import Assistant
 
     base = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=object())  # type: ignore[arg-type]
-    pool = Assistants(base)
+    pool = Assistants(base, offered=[base.settings.models.generator, "fake:hello"])
     assert pool.get(pool.defaults) is base
     dense = pool.get(pool.defaults.with_controls(False, False, "off", True, 4, ""))
     assert dense is not base and dense.settings.retrieval.mode == "dense"
@@ -164,6 +166,18 @@ def test_assistants_share_the_backend_components(settings: Settings, fake_embedd
     assert pool.get(pool.defaults.with_controls(False, False, "off", True, 4, "")) is dense
     other = pool.get(pool.defaults.with_controls(True, False, "off", True, 4, "fake:hello"))
     assert other.generator is not fake_generator and other.generator.generate([]) == "hello"
+
+
+def test_only_offered_generators_can_be_picked(settings: Settings, fake_embedder, fake_generator) -> None:
+    from assistant.assistant import Assistant
+
+    base = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=object())  # type: ignore[arg-type]
+    pool = Assistants(base)
+    assert pool.offered[0] == settings.models.generator and "qwen2.5-coder-0.5b" in pool.offered
+    assert not any(":" in name for name in pool.offered)  # no folder, endpoint or fake backends
+    for sent in ("folder:/etc", "openai:gpt-4o", "transformers:/home/someone/model", "fake:hi"):
+        with pytest.raises(ValueError, match="not offered here"):
+            pool.get(pool.defaults.with_controls(True, False, "off", False, 4, sent))
 
 
 def test_friendly_errors() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -75,12 +76,27 @@ class Overrides:
         return Overrides(mode, bool(hyde), expansion or "off", order, int(top_k), (model or "").strip() or self.generator)
 
 
-class Assistants:
-    """One `Assistant` per set of overrides, sharing the backend assistant's embedder, store and generator."""
+def offered_generators(default: str) -> list[str]:
+    """The generators a page may pick: the configured one, then the bundled registry names. Never a folder,
+    an endpoint or any other value a browser sends: that could load arbitrary files, exhaust memory or spend
+    the server's endpoint key (docs/RELIABILITY.md)."""
+    from assistant.models.registry import generator_names
 
-    def __init__(self, base: Assistant) -> None:
+    return [default] + [n for n in generator_names() if n not in _BACKENDS and n != default]
+
+
+class Assistants:
+    """One `Assistant` per set of overrides, sharing the backend assistant's embedder, store and generator.
+
+    Args:
+        base: The backend's assistant.
+        offered: The generators a request may name (default: `offered_generators`); any other is refused.
+    """
+
+    def __init__(self, base: Assistant, offered: Sequence[str] | None = None) -> None:
         self.base = base
         self.defaults = Overrides.of(base.settings)
+        self.offered = list(offered) if offered is not None else offered_generators(self.defaults.generator)
         self._made: dict[Overrides, Assistant] = {}
         self._generators: dict[str, Generator] = {}
         self._lock = threading.Lock()
@@ -89,6 +105,8 @@ class Assistants:
         """The backend's assistant when nothing differs from its settings, else one with the overrides."""
         if overrides == self.defaults:
             return self.base
+        if overrides.generator != self.defaults.generator and overrides.generator not in self.offered:
+            raise ValueError(f"generator {overrides.generator!r} is not offered here; choose one of: {', '.join(self.offered)}")
         with self._lock:
             if overrides not in self._made:
                 settings = overrides.apply(self.base.settings)
@@ -115,12 +133,10 @@ def friendly(exc: Exception) -> str:
 
 def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
     """The web chat over ``backend``. Launch it with ``css=CSS`` (Gradio 6 takes css at launch), or use `serve`."""
-    from assistant.models.registry import generator_names
-
     assistants = Assistants(backend.assistant)
     d = assistants.defaults
     uploads = backend.settings.home / "uploads"
-    models = [d.generator] + [n for n in generator_names() if n not in _BACKENDS and n != d.generator]
+    models = assistants.offered
 
     def documents() -> tuple[Any, Any]:
         try:
@@ -243,7 +259,7 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                     with gr.Row():
                         expansion = gr.Radio(sorted({"off", "few-shot", d.expansion}), value=d.expansion, label="LLM query expansion")
                         top_k = gr.Slider(1, max(20, d.top_k), value=d.top_k, step=1, label="Passages shown to the model (top-k)")
-                        model = gr.Dropdown(models, value=d.generator, allow_custom_value=True, label="Generator", elem_id="opt-model")
+                        model = gr.Dropdown(models, value=d.generator, allow_custom_value=False, label="Generator", elem_id="opt-model")
             with gr.Column(scale=2):
                 picker = gr.Radio([], label="Cited sources", elem_id="source-pick")
                 sources = gr.HTML(sources_html(None), elem_id="sources")
