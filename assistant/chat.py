@@ -3,11 +3,12 @@ talk to this, so a turn means the same everywhere.
 
 A turn: recall the user's memory (all their sessions) → rewrite the question with this session's recent
 exchanges → retrieve, order, generate with the recalled "conversation so far" block → remember the
-exchange. Without memory (``memory.enabled = false``) the session keeps its exchanges in process only.
+exchange (a memory failure is reported, never costs the answer, and the exchange is retried next turn). Without memory (``memory.enabled = false``) the session keeps its exchanges in process only.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from assistant.types import Answer, Exchange, Trace
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
     from memory import Memory
+
+log = logging.getLogger(__name__)
 
 
 class ChatSession:
@@ -36,6 +39,9 @@ class ChatSession:
         self.user = user
         self.session = session
         self.exchanges: list[tuple[str, Answer]] = []
+        self.memory_error: str | None = None
+        """Why the last exchange could not be saved to memory, or None."""
+        self._unsaved: list[Exchange] = []
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         """Yields answer text pieces, then the final `Answer` (see `Assistant.stream`), and remembers it."""
@@ -53,9 +59,30 @@ class ChatSession:
         for item in self.assistant.stream(question, history=history, memory=block, recalled=relevant, trace=trace):
             if isinstance(item, Answer):
                 self.exchanges.append((question, item))
-                if self.memory is not None:
-                    self.memory.remember(self.user, self.session, Exchange(question, item.text))
+                self._remember(Exchange(question, item.text), item.trace)
             yield item
+
+    def _remember(self, exchange: Exchange, trace: Trace) -> None:
+        """Stores the exchange (and any an earlier failure left unsaved) in memory.
+
+        A failure here (embedding, clustering, a full disk) must not cost the user the answer already
+        generated: it is logged, recorded in the trace's ``remember`` stage and in `memory_error`, and the
+        exchange is retried with the next question.
+        """
+        self.memory_error = None
+        if self.memory is None:
+            return
+        self._unsaved.append(exchange)
+        with trace.stage("remember", exchanges=len(self._unsaved)) as info:
+            while self._unsaved:
+                try:
+                    self.memory.remember(self.user, self.session, self._unsaved[0])
+                except Exception as exc:  # noqa: BLE001 - reported, and retried next turn
+                    self.memory_error = f"{type(exc).__name__}: {exc}"
+                    info.update(error=self.memory_error, unsaved=len(self._unsaved))
+                    log.warning("could not save the exchange to memory (retried with the next question): %s", exc)
+                    return
+                self._unsaved.pop(0)
 
     def ask(self, question: str) -> Answer:
         """Answers one question (the last item of `stream`)."""

@@ -186,9 +186,10 @@ def ask(
             from ui.backend import ChatBackend
 
             backend = ChatBackend(settings, assistant=assistant)
-            turn = backend.chat(user, session).stream(question)
+            conversation = backend.chat(user, session)
+            turn = conversation.stream(question)
         else:
-            turn = assistant.stream(question)
+            conversation, turn = None, assistant.stream(question)
         answer = None
         for item in turn:
             if isinstance(item, Answer):
@@ -200,6 +201,8 @@ def ask(
     finally:
         (backend or assistant).close()
     assert answer is not None
+    if conversation is not None and conversation.memory_error:
+        typer.echo(f"warning: this exchange was not saved to memory: {conversation.memory_error}", err=True)
     if as_json:
         typer.echo(json.dumps(answer_json(answer), indent=2, ensure_ascii=False))
     else:
@@ -299,6 +302,8 @@ def _repl(backend: Any, user: str, session: str) -> None:
                 typer.echo(answer_text(item, streamed=interactive))
             elif interactive:
                 typer.echo(item, nl=False)
+        if chat.memory_error:
+            typer.echo(f"warning: not saved to memory yet (retried with the next question): {chat.memory_error}", err=True)
         typer.echo("")
 
 

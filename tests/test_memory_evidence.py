@@ -46,3 +46,33 @@ def test_a_fact_from_an_earlier_session_is_answered_and_cited_as_the_conversatio
         assert other.abstained
     finally:
         backend.close()
+
+
+def test_a_memory_failure_never_costs_the_answer_and_is_retried(
+    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
+) -> None:
+    assistant = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=open_store(settings))
+    backend = ChatBackend(settings, assistant=assistant)
+    try:
+        chat = backend.chat("ann", "s1")
+        real_remember = backend.memory.remember
+        calls: list[str] = []
+
+        def failing(user, session, exchange):  # the disk is full, the clustering fails, ...
+            calls.append(exchange.question)
+            raise OSError("No space left on device")
+
+        backend.memory.remember = failing
+        answer = chat.ask("What did I say about lakes?")
+        assert answer.text  # the answer reaches the user
+        assert chat.memory_error == "OSError: No space left on device"
+        stage = {s.name: s.details for s in answer.trace.stages}["remember"]
+        assert stage["error"] == "OSError: No space left on device" and stage["unsaved"] == 1
+        backend.memory.remember = real_remember
+        chat.ask("And about rivers?")
+        assert chat.memory_error is None
+        saved = [e.question for e in backend.memory.history("ann", "s1")]
+        assert saved == ["What did I say about lakes?", "And about rivers?"]  # the failed one was retried first
+        assert calls == ["What did I say about lakes?"]
+    finally:
+        backend.close()
