@@ -180,6 +180,13 @@ class QuerySettings(_Section):
     """Multi-part questions (`retrievers.decompose`): ``rules`` retrieves separately for each of two
     coordinated names ("A and B", "A or B", "A compared with B") or each of several questions in one, and
     interleaves those rankings with the whole question's, so every part's best passages get places."""
+    metadata: Literal["off", "boost", "filter"] = "boost"
+    """Questions that name a source or a date (`retrievers.query_analysis`: the index's site and author
+    values, days, cued months and years, "last year"...): ``boost`` adds search legs restricted to each one
+    named, so its documents gain places; ``filter`` restricts every leg to the first one (a wrong guess then
+    finds nothing); ``off`` ignores them. The trace's ``metadata`` stage shows what was recognised."""
+    metadata_weight: float = Field(1.0, gt=0)
+    """Weight of the restricted legs in fusion (``metadata = boost``)."""
     max_new_tokens: int = Field(64, ge=8, le=512)
     """Token limit for each rewriting or expansion reply."""
     generator: str | None = None

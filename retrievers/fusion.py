@@ -64,13 +64,25 @@ def rrf_confidence(legs: Sequence[Scored], weights: Sequence[float], k: int) -> 
     return _ranked(fused), used
 
 
+def rrf(legs: Sequence[Scored], weights: Sequence[float], k: int) -> list[tuple[str, float]]:
+    """Weighted reciprocal rank fusion in Qdrant's form (weight / (k + rank - 1)), for legs the engine cannot
+    fuse in one query (legs with their own filters)."""
+    fused: dict[str, float] = {}
+    for leg, weight in zip(legs, weights, strict=True):
+        for rank, (key, _) in enumerate(leg, 1):
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank - 1)
+    return _ranked(fused)
+
+
 def fuse(legs: Sequence[Scored], weights: Sequence[float], fusion: Fusion, k: int) -> tuple[list[tuple[str, float]], list[float]]:
-    """The legs fused by ``dbsf`` or ``rrf-confidence``, best first, and the weights each leg got."""
+    """The legs fused by ``dbsf``, ``rrf-confidence`` or ``rrf``, best first, and the weights each leg got."""
     if fusion == "dbsf":
         return dbsf(legs, weights), list(weights)
     if fusion == "rrf-confidence":
         return rrf_confidence(legs, weights, k)
-    raise ValueError(f"fuse() takes dbsf or rrf-confidence, not {fusion!r} (rrf runs in the engine)")
+    if fusion == "rrf":
+        return rrf(legs, weights, k), list(weights)
+    raise ValueError(f"unknown fusion {fusion!r}; expected dbsf, rrf or rrf-confidence")
 
 
 def _ranked(fused: dict[str, float]) -> list[tuple[str, float]]:

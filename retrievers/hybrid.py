@@ -2,7 +2,8 @@
 
 The query side runs in this order, each step a setting that can be off (DESIGN.md, "Data flow"):
 rewrite a follow-up into standalone queries → HyDE for the dense leg → LLM and corpus-steered expansion for
-the BM25 leg → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) → for a
+the BM25 leg → sources and dates the question names (`retrievers.query_analysis`) add legs restricted to
+them → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) → for a
 multi-part question, one search per part, interleaved with the whole question's ranking → at most
 ``retrieval.max_per_document`` passages of one document before the next documents get their turn. Every step records its inputs, outputs and time in the trace; an LLM step that fails falls back to its input.
 """
@@ -23,6 +24,7 @@ from retrievers.csqe import CorpusSteeredExpander
 from retrievers.decompose import decompose, interleave
 from retrievers.expansion import LLMExpander
 from retrievers.hyde import HyDE
+from retrievers.query_analysis import Mentions, analyse
 from retrievers.rewrite import ConversationalRewriter
 from retrievers.sparse import SparseVec, weighted_sum
 from retrievers.store import Leg, Store, StoreHit
@@ -108,6 +110,7 @@ class HybridRetriever:
         self.query = query or QuerySettings(rewrite=False)
         self._generator = generator
         self._plans: OrderedDict[tuple[str, tuple[Exchange, ...]], QueryPlan] = OrderedDict()
+        self._sources: tuple[int, dict[str, list[str]]] | None = None
 
     def retrieve(
         self,
@@ -136,7 +139,9 @@ class HybridRetriever:
             collapse = None  # each proposition is its own context
         per_document = self.settings.max_per_document
         limit = k * _OVERFETCH if collapse or per_document else k
-        candidates = max(self.settings.candidates, limit)
+        # Spreading reorders the fused list; it must not deepen each leg (score fusion normalises over the
+        # candidates, so more of them would change the ranking being spread).
+        candidates = max(self.settings.candidates, k if per_document and not collapse else limit)
         store_unit = "proposition" if unit == "proposition" else "passage"
         with trace.stage("search", mode=self.settings.mode, fusion=self.settings.fusion, unit=unit, top_k=k, legs=len(plan.legs)) as info:
             if unit == "passage+proposition":
@@ -247,16 +252,45 @@ class HybridRetriever:
             if mode != "dense":
                 name = f"q{i}.bm25+expansion" if i == 0 and expanded else f"q{i}.bm25"
                 legs.append(Leg(name, "sparse", sparse[i], self.settings.sparse_weight))
+        if q.metadata != "off":
+            legs = self._metadata_legs(question, legs, vectors[0], sparse[0], trace)
         part_legs = tuple((text, tuple(self._plain_legs(f"part{i}", vector, text))) for i, (text, vector) in enumerate(zip(parts, part_vectors)))
         return QueryPlan(tuple(variants), tuple(legs), vectors[0], (), part_legs)
 
-    def _plain_legs(self, name: str, vector: np.ndarray, text: str) -> list[Leg]:
+    def _metadata_legs(
+        self, question: str, legs: list[Leg], vector: np.ndarray, sparse: SparseVec, trace: Trace
+    ) -> list[Leg]:
+        """The question's sources and dates as extra legs restricted to them (``boost``: a wrong guess costs a
+        few places), or every leg restricted to the first of them (``filter``: a wrong guess finds nothing)."""
+        with trace.stage("metadata", mode=self.query.metadata) as info:
+            mentions = analyse(question, self._known_sources())
+            info["sources"] = [{"field": m.field, "value": m.value, "said": m.said} for m in mentions.sources]
+            info["dates"] = [{"from": m.range.start, "to": m.range.end, "said": m.said} for m in mentions.dates]
+        if not mentions:
+            return legs
+        restrictions = _restrictions(mentions)
+        if self.query.metadata == "filter":
+            return [replace(leg, where=restrictions[0]) for leg in legs]
+        extra = []
+        for n, where in enumerate(restrictions):
+            for leg in self._plain_legs(f"meta{n}", vector, question, sparse):
+                extra.append(replace(leg, where=where, weight=leg.weight * self.query.metadata_weight))
+        return legs + extra
+
+    def _known_sources(self) -> dict[str, list[str]]:
+        """The index's site and author values (facets), cached until this process next changes the store."""
+        if self._sources is None or self._sources[0] != self.store.generation:
+            self._sources = (self.store.generation, {f: self.store.values(f) for f in ("site", "author")})
+        return self._sources[1]
+
+    def _plain_legs(self, name: str, vector: np.ndarray, text: str, sparse: SparseVec | None = None) -> list[Leg]:
         """A query's dense and BM25 legs, as the retrieval mode asks, with no LLM step."""
         legs = []
         if self.settings.mode != "sparse":
             legs.append(Leg(f"{name}.dense", "dense", vector, self.settings.dense_weight))
         if self.settings.mode != "dense":
-            legs.append(Leg(f"{name}.bm25", "sparse", self.store.encode_query(text), self.settings.sparse_weight))
+            encoded = sparse if sparse is not None else self.store.encode_query(text)
+            legs.append(Leg(f"{name}.bm25", "sparse", encoded, self.settings.sparse_weight))
         return legs
 
     def _expand(self, query: str, vector: np.ndarray, encoded: SparseVec, trace: Trace) -> tuple[SparseVec, bool]:
@@ -310,6 +344,14 @@ def fuse_passage_rankings(rankings: Sequence[Sequence[Hit]], rrf_k: int) -> list
     return [
         replace(first[key], unit_id=key, score=scores[key], dense_score=best_cosine[key]) for key in order
     ]
+
+
+def _restrictions(mentions: Mentions) -> list[tuple[tuple[str, Any], ...]]:
+    """One restriction per source named (with the first date, when there is one), or per date alone."""
+    date = (("date", mentions.dates[0].range),) if mentions.dates else ()
+    if mentions.sources:
+        return [((m.field, m.value), *date) for m in mentions.sources]
+    return [(("date", m.range),) for m in mentions.dates]
 
 
 def spread_documents(hits: Sequence[Hit], per_document: int) -> list[Hit]:

@@ -55,3 +55,11 @@ class PointInfo:
     unit_id: str
     doc_id: str
     state: str
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A time range on a datetime payload field: ``start <= value < end``, RFC 3339 UTC strings."""
+
+    start: str
+    end: str

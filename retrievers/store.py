@@ -24,7 +24,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from retrievers.fusion import Fusion, fuse
-from retrievers.points import PointInfo, StoreHit, StorePoint  # re-exported: callers import them from here
+from retrievers.points import DateRange, PointInfo, StoreHit, StorePoint  # re-exported: callers import them from here
 from retrievers.shard_lock import ShardBusy, ShardLock
 from retrievers.sparse import Bm25Encoder, SparseVec
 
@@ -61,12 +61,15 @@ class Leg:
         using: ``dense`` (a cosine search on the dense vector) or ``sparse`` (BM25 on the sparse vector).
         vector: The float32 embedding (dense) or the BM25 query vector (sparse).
         weight: The leg's weight in reciprocal rank fusion.
+        where: Only points whose payload matches these too (a keyword value, or a `DateRange` on a datetime
+            field): a leg that searches one source or period, so its points gain a place beside the others.
     """
 
     name: str
     using: Literal["dense", "sparse"]
     vector: np.ndarray | SparseVec
     weight: float = 1.0
+    where: tuple[tuple[str, str | DateRange], ...] = ()
 
 
 class StoreError(RuntimeError):
@@ -83,6 +86,7 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._bm25 = Bm25Encoder()
+        self.generation = 0  # counts this process's publishes and deletes: caches of what is stored key on it
 
     @abstractmethod
     def ensure(self, dimension: int) -> None:
@@ -124,6 +128,15 @@ class Store(ABC):
                 yield PointInfo(str(pl.get("unit_id", "")), str(pl.get("doc_id", "")), str(pl.get("state", "")))
             if offset is None:
                 return
+
+    def values(self, key: str, limit: int = 10_000) -> list[str]:
+        """The distinct values of a keyword payload field among searchable points, most frequent first
+        (Qdrant's facet count; the query analyser matches a question's source names against them)."""
+        return [str(value) for value, _ in self._facet(key, limit)]
+
+    @abstractmethod
+    def _facet(self, key: str, limit: int) -> list[tuple[Any, int]]:
+        """``(value, count)`` of a keyword field over ready points (empty when the collection does not exist)."""
 
     @abstractmethod
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
@@ -217,7 +230,8 @@ class Store(ABC):
             rrf_k: The RRF constant k.
             unit: Only points whose payload ``unit`` is this; all if None.
             reference: The vector each hit's ``dense_score`` (cosine) is computed against.
-            where: Only points whose payload has these exact keyword values (e.g. ``{"user": "ana"}``).
+            where: Only points whose payload has these exact keyword values (e.g. ``{"user": "ana"}``); each
+                leg may narrow further (`Leg.where`).
             fusion: How several legs are fused (`retrievers.fusion`).
             info: Filled with ``fusion_weights`` (each leg's weight this query) by ``rrf-confidence``.
         """
@@ -225,7 +239,9 @@ class Store(ABC):
             raise ValueError("a query needs at least one leg")
         weights = [leg.weight for leg in legs]
         must = {"state": READY} | ({"unit": unit} if unit is not None else {}) | (where or {})
-        if fusion == "rrf" or len(legs) == 1:
+        if len(legs) == 1:
+            found = self._query(list(legs), limit, candidates, rrf_k, None, must | dict(legs[0].where))
+        elif fusion == "rrf" and not any(leg.where for leg in legs):
             found = self._query(list(legs), limit, candidates, rrf_k, None if set(weights) == {1.0} else weights, must)
         else:
             found = self._fuse_here(legs, limit, candidates, rrf_k, must, fusion, info)
@@ -236,14 +252,14 @@ class Store(ABC):
         return sorted(hits, key=lambda h: (-h.score, h.unit_id))
 
     def _fuse_here(
-        self, legs: Sequence[Leg], limit: int, candidates: int, rrf_k: int, must: dict[str, str], fusion: Fusion,
+        self, legs: Sequence[Leg], limit: int, candidates: int, rrf_k: int, must: dict[str, Any], fusion: Fusion,
         info: dict[str, Any] | None,
     ) -> Found:
         """Runs each leg alone and fuses their scored lists with `retrievers.fusion`."""
         points: dict[str, tuple[dict[str, Any], list[float] | None]] = {}
         scored = []
         for leg in legs:
-            found = self._query([leg], candidates, candidates, rrf_k, None, must)
+            found = self._query([leg], candidates, candidates, rrf_k, None, must | dict(leg.where))
             for payload, _, vector in found:
                 points.setdefault(str(payload.get("unit_id", "")), (payload, vector))
             scored.append([(str(payload.get("unit_id", "")), score) for payload, score, _ in found])
@@ -264,7 +280,7 @@ class Store(ABC):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        must: dict[str, str],
+        must: dict[str, Any],
     ) -> Found:
         """Runs one engine query (empty when the collection does not exist)."""
 
@@ -307,6 +323,7 @@ class EdgeStore(Store):
                 self._shard = self._open(qe.EdgeShard.load, _edge_config(dimension))
 
     def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        self.generation += 1
         if doc_ids and (shard := self._get()) is not None:
             match = qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))
             shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[match])))
@@ -316,6 +333,7 @@ class EdgeStore(Store):
         return 0 if shard is None else shard.count(qe.CountRequest(exact=True))
 
     def publish(self, doc_ids: Sequence[str]) -> None:
+        self.generation += 1
         if doc_ids and (shard := self._get()) is not None:
             match = qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))
             shard.update(qe.UpdateOperation.set_payload_by_filter(qe.Filter(must=[match]), {"state": READY}))
@@ -336,6 +354,12 @@ class EdgeStore(Store):
     def optimize(self) -> None:
         if (shard := self._get()) is not None:
             shard.optimize()
+
+    def _facet(self, key: str, limit: int) -> list[tuple[Any, int]]:
+        if (shard := self._get()) is None:
+            return []
+        ready = qe.Filter(must=[_edge_condition("state", READY)])
+        return [(h.value, h.count) for h in shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True, filter=ready)).hits]
 
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
         if (shard := self._get()) is None:
@@ -358,11 +382,11 @@ class EdgeStore(Store):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        must: dict[str, str],
+        must: dict[str, Any],
     ) -> Found:
         if (shard := self._get()) is None:
             return []
-        only = qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in must.items()])
+        only = qe.Filter(must=[_edge_condition(k, v) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
         nearest = [_edge_nearest(leg) for leg in legs]
         if len(legs) == 1:
@@ -452,6 +476,7 @@ class ClientStore(Store):
         self._ready = True
 
     def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        self.generation += 1
         if doc_ids and self._exists():
             m = _models()
             match = m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(doc_ids)))
@@ -462,6 +487,7 @@ class ClientStore(Store):
         return self.client.count(self.collection, exact=True).count if self._exists() else 0
 
     def publish(self, doc_ids: Sequence[str]) -> None:
+        self.generation += 1
         if doc_ids and self._exists():
             m = _models()
             match = m.Filter(must=[m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(doc_ids)))])
@@ -469,6 +495,13 @@ class ClientStore(Store):
 
     def close(self) -> None:
         self.client.close()  # the server persisted every write already (upserts wait for it)
+
+    def _facet(self, key: str, limit: int) -> list[tuple[Any, int]]:
+        if not self._exists():
+            return []
+        m = _models()
+        ready = m.Filter(must=[_client_condition(m, "state", READY)])
+        return [(h.value, h.count) for h in self.client.facet(self.collection, key, facet_filter=ready, limit=limit, exact=True).hits]
 
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
         if not self._exists():
@@ -493,12 +526,12 @@ class ClientStore(Store):
         candidates: int,
         rrf_k: int,
         weights: list[float] | None,
-        must: dict[str, str],
+        must: dict[str, Any],
     ) -> Found:
         if not self._exists():
             return []
         m = _models()
-        only = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in must.items()])
+        only = m.Filter(must=[_client_condition(m, k, v) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
         queries = [(_client_vector(m, leg), DENSE if leg.using == "dense" else SPARSE) for leg in legs]
         if len(legs) == 1:
@@ -523,6 +556,18 @@ def open_store(settings: Settings) -> Store:
         client = QdrantClient(url=settings.store.qdrant_url, api_key=settings.store.qdrant_api_key)
         return ClientStore(client, settings.store.collection)
     return EdgeStore(settings.qdrant_path, settings.store.collection)
+
+
+def _edge_condition(key: str, value: str | DateRange) -> Any:
+    if isinstance(value, DateRange):
+        return qe.FieldCondition(key=key, range=qe.RangeDateTime(gte=value.start, lt=value.end))
+    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def _client_condition(m: Any, key: str, value: str | DateRange) -> Any:
+    if isinstance(value, DateRange):
+        return m.FieldCondition(key=key, range=m.DatetimeRange(gte=value.start, lt=value.end))
+    return m.FieldCondition(key=key, match=m.MatchValue(value=value))
 
 
 def _models() -> Any:

@@ -46,7 +46,7 @@ def test_answer_cites_the_source(assistant: Assistant, fake_generator: FakeGener
     assert "Baikal" in answer.citations[0].hit.text
     prompt = fake_generator.calls[0][-1].content
     assert "[1] Lakes: # Lakes Lake Baikal" in prompt and "Question: How deep is Lake Baikal?" in prompt
-    assert [s.name for s in answer.trace.stages] == ["embed_query", "search", "legs", "relevance_gate", "order", "generate", "cite"]
+    assert [s.name for s in answer.trace.stages] == ["embed_query", "metadata", "search", "legs", "relevance_gate", "order", "generate", "cite"]
 
 
 def test_invalid_citation_dropped_and_uncited_answer_attributed(assistant: Assistant, fake_generator) -> None:

@@ -59,7 +59,7 @@ def test_search_and_docs_json(env, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["hits"][0]["text"].startswith("# Lakes")
-    assert {s["name"] for s in data["trace"]["stages"]} == {"embed_query", "search", "legs"}
+    assert {s["name"] for s in data["trace"]["stages"]} == {"embed_query", "metadata", "search", "legs"}
     assert data["variants"] == ["deepest lake"] and data["steps"] == {}
     assert set(data["legs"]) == {"q0.dense", "q0.bm25"}
     assert data["fused"] == [h["unit_id"] for h in data["hits"]]

@@ -45,9 +45,17 @@ def test_rrf_confidence_weights_the_surer_leg() -> None:
     assert used[1] == 0.0 and [k for k, _ in fused] == ["a", "b", "c", "d"]
 
 
-def test_fuse_dispatches_and_refuses_rrf() -> None:
+def test_fuse_dispatches_and_refuses_unknown_fusions() -> None:
     legs = [[("a", 2.0), ("b", 1.0)], [("b", 3.0), ("a", 1.0)]]
     assert fuse(legs, [1.0, 1.0], "dbsf", 60) == (dbsf(legs, [1.0, 1.0]), [1.0, 1.0])
     assert fuse(legs, [1.0, 1.0], "rrf-confidence", 60) == rrf_confidence(legs, [1.0, 1.0], 60)
-    with pytest.raises(ValueError, match="engine"):
-        fuse(legs, [1.0, 1.0], "rrf", 60)
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse(legs, [1.0, 1.0], "borda", 60)  # type: ignore[arg-type]
+
+
+def test_rrf_here_scores_as_the_engine_does() -> None:
+    # Qdrant's weighted RRF: weight / (k + rank - 1), rank from 1; worked by hand for k = 2.
+    legs = [[("a", 9.0), ("b", 5.0)], [("b", 0.3), ("c", 0.1)]]
+    fused, used = fuse(legs, [1.0, 2.0], "rrf", 2)
+    assert used == [1.0, 2.0]
+    assert fused == [("b", 1 / 3 + 2 / 2), ("c", 2 / 3), ("a", 1 / 2)]

@@ -43,9 +43,9 @@ def test_passage_units(store, fake_embedder) -> None:
     hits = retriever(store, fake_embedder, "passage").retrieve("When was the Eiffel Tower completed?", trace)
     assert hits[0].text.startswith("# Eiffel Tower")
     assert len({h.unit_id for h in hits}) == len(hits) == 2  # one passage per document here
-    assert [s.name for s in trace.stages] == ["embed_query", "search", "legs"]
-    assert trace.stages[1].details["unit"] == "passage"
-    legs = trace.stages[2].details["legs"]
+    assert [s.name for s in trace.stages] == ["embed_query", "metadata", "search", "legs"]
+    assert trace.stages[2].details["unit"] == "passage"
+    legs = trace.stages[3].details["legs"]
     assert set(legs) == {"q0.dense", "q0.bm25"}
     assert {h.unit_id for h in hits} <= set(legs["q0.dense"]) | set(legs["q0.bm25"])
 
@@ -54,7 +54,7 @@ def test_score_fusion_is_a_setting_and_the_trace_names_it(store, fake_embedder) 
     trace = Trace()
     settings = RetrievalSettings(fusion="rrf-confidence")
     hits = HybridRetriever(store, fake_embedder, settings).retrieve("When was the Eiffel Tower completed?", trace)
-    search = trace.stages[1].details
+    search = {s.name: s.details for s in trace.stages}["search"]
     assert search["fusion"] == "rrf-confidence" and set(search["fusion_weights"]) == {"q0.dense", "q0.bm25"}
     assert hits and hits[0].text.startswith("# Eiffel Tower")
 
@@ -140,7 +140,7 @@ def test_max_per_document_lets_other_documents_in(lopsided, fake_embedder) -> No
     settings = RetrievalSettings(top_k=3, max_per_document=1)
     hits = HybridRetriever(lopsided, fake_embedder, settings).retrieve(QUESTION, trace)
     assert docs_of(hits)[:2] == ["zorblat.md", "quillon.md"] and len(hits) == 3
-    assert trace.stages[1].details["max_per_document"] == 1
+    assert {s.name: s.details for s in trace.stages}["search"]["max_per_document"] == 1
 
 
 def test_decomposed_question_gives_each_part_a_place(lopsided, fake_embedder) -> None:
@@ -161,4 +161,5 @@ def test_single_part_question_is_retrieved_as_before(lopsided, fake_embedder) ->
     r = HybridRetriever(lopsided, fake_embedder, RetrievalSettings(top_k=3), query=QuerySettings(decompose="rules"))
     trace = Trace()
     assert r.retrieve("When was Quillon Works founded?", trace) == plain
-    assert trace.stages[0].details["parts"] == [] and "parts" not in trace.stages[2].details
+    stages = {s.name: s.details for s in trace.stages}
+    assert stages["decompose"]["parts"] == [] and "parts" not in stages["search"]

@@ -62,7 +62,7 @@ def test_no_llm_step_runs_by_default(store, fake_embedder, fake_generator) -> No
     trace = Trace()
     retriever(store, fake_embedder, fake_generator).retrieve("Where is Lake Baikal?", trace)
     assert fake_generator.calls == []
-    assert [s.name for s in trace.stages] == ["embed_query", "search", "legs"]
+    assert [s.name for s in trace.stages] == ["embed_query", "metadata", "search", "legs"]  # metadata: rules, no model
 
 
 def test_hyde_averages_the_query_and_passage_embeddings(store, fake_embedder, fake_generator) -> None:

@@ -16,6 +16,7 @@ from qdrant_client import QdrantClient
 from assistant.config import Settings
 from retrievers.fusion import dbsf, rrf_confidence
 from retrievers.sparse import Bm25Encoder
+from retrievers.points import DateRange
 from retrievers.store import (
     ClientStore,
     EdgeStore,
@@ -394,3 +395,35 @@ def test_shard_lock_waits_for_a_holder_that_has_not_named_itself(tmp_path: Path)
     waiter.acquire()
     assert waiter.held and waiter.owner() == str(os.getpid())
     waiter.release()
+
+
+def dated(store: Store) -> None:
+    """The corpus again with a site and a publication date per document."""
+    about = {"d1": ("Meridian Post", "2023-10-05T00:00:00Z"), "d2": ("Summit Wire", "2023-11-20T00:00:00Z"), "d3": ("Meridian Post", "2024-01-02T00:00:00Z")}
+    store.upsert([
+        StorePoint(p.id, p.dense, p.text, {**p.payload, "site": about[p.payload["doc_id"]][0], "date": about[p.payload["doc_id"]][1]})
+        for p in points()
+    ])
+
+
+def test_values_are_the_fields_distinct_ready_values(store: Store) -> None:
+    assert store.values("site") == []
+    dated(store)
+    assert store.values("site") == ["Meridian Post", "Summit Wire"]  # most frequent first
+    assert store.values("author") == []
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
+def test_a_leg_may_be_restricted_to_a_source_or_a_period(store: Store, fusion: str) -> None:
+    dated(store)
+    vector = unit([0.1, 0.3, 1.0, 0.2])
+    wire = Leg("wire", "dense", vector, where=(("site", "Summit Wire"),))
+    assert {h.payload["doc_id"] for h in store.query([wire], limit=10, candidates=10)} == {"d2"}
+    october = Leg("oct", "dense", vector, where=(("date", DateRange("2023-10-01T00:00:00Z", "2023-11-01T00:00:00Z")),))
+    assert {h.payload["doc_id"] for h in store.query([october], limit=10, candidates=10)} == {"d1"}
+    # Beside an unrestricted leg, a restricted one boosts its documents and drops nothing.
+    plain = Leg("all", "dense", vector)
+    alone = store.query([plain], limit=10, candidates=10)
+    both = store.query([plain, october], limit=10, candidates=10, fusion=fusion)  # type: ignore[arg-type]
+    assert {h.unit_id for h in both} == {h.unit_id for h in alone}
+    assert alone[0].payload["doc_id"] == "d2" and both[0].payload["doc_id"] == "d1"
