@@ -14,7 +14,7 @@ eval_app = typer.Typer(help="Evaluate Tessera on a question set: convert, run, c
 
 @eval_app.command("convert")
 def convert_cmd(
-    fmt: Annotated[str, typer.Argument(help="squad, squad-v2, hotpotqa, musique, rgb, locomo or amnesty-qa.")],
+    fmt: Annotated[str, typer.Argument(help="squad, squad-v2, hotpotqa, musique, rgb, rgb-sources, locomo or amnesty-qa.")],
     source: Annotated[Path, typer.Argument(help="The source file (or its folder).")],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write corpus.jsonl, questions.jsonl, dataset.json.")],
     limit: Annotated[int | None, typer.Option(help="Sample this many questions.", min=1)] = None,

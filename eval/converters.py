@@ -12,6 +12,8 @@ non-evidence documents kept when sampling with ``limit`` and no ``distractors``:
   distractors: each question's own 20 listed paragraphs.
 - rgb: a record per passage, id ``"rgb:{qid}:{pos|wrong|neg}:{i}"``; distractors: each question's own
   falsified (``wrong``) and noise (``neg``) passages.
+- rgb-sources: RGB's passages as articles of invented outlets on given dates (``metadata`` site, date), and
+  questions that name an outlet, a date or two outlets (see `rgb_sources`); distractors as rgb.
 - locomo: a record per dialogue turn, id ``"{sample_id}:{dia_id}"``; distractors: every turn of the
   sampled questions' conversations (questions carry ``conversation_id`` to scope retrieval).
 - amnesty-qa: a record per relevant chunk, id ``"amnesty:{row}:{j}"``; distractors: every chunk of the
@@ -209,6 +211,66 @@ def rgb(source: Path) -> Pool:
         corpus += docs
         questions.append(QuestionRecord(qid, row["query"], answers, tuple(d.id for d in roles["pos"]), None, info))
         related[qid] = tuple(d.id for d in docs)
+    return Pool(corpus, questions, related)
+
+
+# Invented outlet names (no real outlet is made to report RGB's falsified passages).
+_OUTLETS = (
+    "The Harbor Ledger", "Northwind Daily", "Meridian Post", "The Civic Lantern", "Copperfield Times",
+    "Ridgeline Review", "The Quarry Gazette", "Bluewater Herald", "Summit Wire", "The Lamplight Journal",
+    "Foxglove News", "Granite Courier",
+)  # fmt: skip
+
+
+@register("rgb-sources")
+def rgb_sources(source: Path) -> Pool:
+    """RGB recast as news from named outlets on given dates: questions that name a source, a date, or two sources.
+
+    Each RGB question's true passages are published by one invented outlet on one day, its falsified
+    passages by another outlet on another day, its noise passages by others (document ``metadata``: ``site``,
+    ``date``). The texts barely differ, so only the metadata tells the groups apart. Questions rotate over
+    three kinds (``metadata["kind"]``):
+
+    - ``source``: "According to {outlet}: {query}?" (the true or, every other time, the falsified outlet);
+      evidence: that outlet's passages, answer: what it says;
+    - ``date``: "{query}, as reported on {Month D, YYYY}?" with one group's date; evidence and answer as above;
+    - ``both``: "What did {outlet A} and {outlet B} report: {query}?"; evidence: both groups.
+    """
+    import datetime as dt
+
+    base = rgb(source)
+    by_question: dict[str, dict[str, list[CorpusRecord]]] = {}
+    for record in base.corpus:
+        group = by_question.setdefault(record.metadata["question_id"], {"pos": [], "wrong": [], "neg": []})
+        group[record.metadata["role"]].append(record)
+    corpus, questions, related = [], [], {}
+    start = dt.date(2023, 1, 2)
+    for i, q in enumerate(base.questions):
+        groups = by_question[q.id]
+        outlet = {"pos": _OUTLETS[i % len(_OUTLETS)], "wrong": _OUTLETS[(i + 1 + i % 5) % len(_OUTLETS)]}
+        day = {"pos": start + dt.timedelta(days=(i * 11) % 330), "wrong": start + dt.timedelta(days=(i * 11) % 330 + 3 + i % 20)}
+        for role, records in groups.items():
+            for j, r in enumerate(records):
+                site = outlet.get(role) or _OUTLETS[(i + 2 + j) % len(_OUTLETS)]
+                when = day.get(role) or start + dt.timedelta(days=(i * 7 + 13 * j) % 360)
+                corpus.append(CorpusRecord(r.id, "", r.text, {**r.metadata, "site": site, "date": when.isoformat()}))
+        query = q.question.rstrip(" ?")
+        kind = ("source", "date", "both")[i % 3]
+        role = "wrong" if (i // 3) % 2 else "pos"
+        said = {"pos": q.answers, "wrong": (str(q.metadata.get("fakeanswer") or ""),)}
+        if kind == "both":
+            text = f"What did {outlet['pos']} and {outlet['wrong']} report: {query}?"
+            evidence = tuple(r.id for r in groups["pos"] + groups["wrong"])
+            answers = tuple(dict.fromkeys(q.answers + said["wrong"]))
+        else:
+            when = day[role]
+            text = f"According to {outlet[role]}: {query}?" if kind == "source" else f"{query}, as reported on {when:%B} {when.day}, {when.year}?"
+            evidence, answers = tuple(r.id for r in groups[role]), said[role]
+        info = {"kind": kind, "evidence_texts": [r.text for r in groups["pos" if kind != "both" and role == "pos" else "wrong"]]}
+        if kind == "both":
+            info["evidence_texts"] = [r.text for r in groups["pos"] + groups["wrong"]]
+        questions.append(QuestionRecord(q.id, text, answers, evidence, None, info))
+        related[q.id] = base.related[q.id]
     return Pool(corpus, questions, related)
 
 
