@@ -50,8 +50,10 @@ def run_cmd(
     retrieval_only: Annotated[
         bool, typer.Option("--retrieval-only", help="Retrieve only, no answers: retrieval metrics and latency on the answerable questions.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over when --out holds answers of another configuration.")] = False,
 ) -> None:
-    """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted."""
+    """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted
+    (with the same settings: a different configuration stops with a message, or starts over with --force)."""
     from assistant.cli import _quiet_libraries, _settings
     from eval.runner import EvalRunner, RunConfig
 
@@ -60,7 +62,7 @@ def run_cmd(
     settings = _settings(home, set_)
     _quiet_libraries()
     try:
-        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only))  # type: ignore[arg-type]
+        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only, force))  # type: ignore[arg-type]
         summary = runner.run()
     except (FileNotFoundError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -50,7 +50,7 @@ class QA(Protocol):
 
 
 # Trace stages that are part of retrieval (query steps, search, legs), summed into a row's retrieval latency.
-RETRIEVAL_STAGES = ("rewrite", "embed_query", "hyde", "expand", "csqe", "search", "legs", "retrieve", "llm_replayed")
+RETRIEVAL_STAGES = ("rewrite", "decompose", "embed_query", "hyde", "expand", "csqe", "metadata", "search", "legs", "retrieve", "llm_replayed")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class RunConfig:
     seed: int = 0
     progress: bool = True
     retrieval_only: bool = False
+    force: bool = False  # start over even if ``out_dir`` holds rows of another configuration
 
 
 def sample_questions(dataset: Dataset, limit: int | None, seed: int) -> list[QuestionRecord]:
@@ -160,6 +161,10 @@ class EvalRunner:
         if self.config.retrieval_only:  # the others have no retrieval metric to compute
             questions = [q for q in questions if q.answerable and q.evidence_ids]
         done = _answered_ids(answers_path)
+        check_same_run(out, run_record(self.settings, self.config), resuming=bool(done), force=self.config.force)
+        if self.config.force and done:
+            answers_path.unlink()
+            done = set()
         todo = [q for q in questions if q.id not in done]
         if todo:
             with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
@@ -337,6 +342,48 @@ def _drop_partial_line(path: Path) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+# Settings that change where or how fast a run works, not what it answers: a resume may differ in them.
+_NOT_RESULTS = {"home": True, "models": {"openai_api_key", "threads", "cache_dir"}, "store": {"qdrant_api_key"}}
+
+
+class RunMismatch(ValueError):
+    """A run folder holds answers of another configuration; the message names what differs and what to do."""
+
+
+def run_record(settings: Settings, config: RunConfig) -> dict[str, Any]:
+    """What decides a run's answers: the pipeline, retrieval-only or not, and the settings."""
+    return {
+        "pipeline": config.pipeline,
+        "retrieval_only": config.retrieval_only,
+        "settings": settings.model_dump(mode="json", exclude=_NOT_RESULTS),
+    }
+
+
+def check_same_run(out: Path, record: dict[str, Any], *, resuming: bool, force: bool) -> None:
+    """Records the run's configuration in ``run.json``; refuses to resume rows made with another one.
+
+    Raises:
+        RunMismatch: ``out`` holds answers and its ``run.json`` differs (unless ``force``).
+    """
+    path = out / "run.json"
+    if resuming and not force and path.exists():
+        earlier = json.loads(path.read_text())
+        if earlier != record:
+            changed = ", ".join(_differences(earlier, record)[:5])
+            raise RunMismatch(
+                f"{out} holds answers made with another configuration ({changed}); "
+                "use another --out, or --force to start this one over"
+            )
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """``key: old → new`` for every leaf that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new)) for d in _differences(old.get(key), new.get(key), f"{where}.{key}".lstrip("."))]
+    return [] if old == new else [f"{where}: {old!r} → {new!r}"]
 
 
 def _answered_ids(path: Path) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from assistant.config import Settings
 from eval.datasets import CorpusRecord, Dataset, QuestionRecord, save_dataset
-from eval.runner import EvalRunner, RunConfig, sample_questions, score_question
+from eval.runner import EvalRunner, RunConfig, RunMismatch, sample_questions, score_question
 from assistant.models.base import Message
 from assistant.types import Answer, Hit, Trace
 
@@ -79,6 +79,26 @@ def test_interrupted_run_resumes(fake_settings: Settings, tmp_path: Path) -> Non
     assert summary["questions"] == 3
     # The cached index is reused: the marker exists and a third run answers nothing new.
     assert list((fake_settings.home / "eval-index").glob("*/complete"))
+
+
+def test_a_resume_with_other_settings_stops_or_starts_over_with_force(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    run(fake_settings, data, out, limit=1)
+    assert json.loads((out / "run.json").read_text())["settings"]["retrieval"]["mode"] == "hybrid"
+    dense = fake_settings.model_copy(update={"retrieval": fake_settings.retrieval.model_copy(update={"mode": "dense"})})
+    with pytest.raises(RunMismatch, match=r"retrieval\.mode: 'hybrid' → 'dense'.*--force"):
+        run(dense, data, out)
+    with pytest.raises(RunMismatch, match="retrieval_only: False → True"):
+        run(fake_settings, data, out, retrieval_only=True)
+    assert len((out / "answers.jsonl").read_text().splitlines()) == 1  # nothing was mixed in
+    summary = run(dense, data, out, force=True)
+    assert summary["settings"]["retrieval"]["mode"] == "dense" and summary["questions"] == 3
+    rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    # Another home (where the models and the index cache live) is not another configuration.
+    moved = dense.model_copy(update={"home": tmp_path / "elsewhere"})
+    run(moved, data, out)
 
 
 def test_judge_configured_attempts_judged_metrics(fake_settings: Settings, tmp_path: Path) -> None:
