@@ -521,9 +521,41 @@ from eval.cli import eval_app  # noqa: E402
 app.add_typer(eval_app, name="eval")
 
 
-def main() -> None:
-    """Entry point for ``python -m assistant.cli``."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The ``tessera`` command: every failure ends in one line that says what failed and how to fix it.
+
+    Tessera's own errors already say so (and exit 2); anything else (a broken install, a file the system
+    refuses, a bug) is summarised by `describe_failure`. ``--debug`` anywhere on the line (or
+    ``TESSERA_DEBUG=1``) shows the traceback instead.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("TESSERA_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="tessera")
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.secho(f"error: {describe_failure(exc)} (run again with --debug for the traceback)", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an unexpected error: what failed, and the fix where the kind of error suggests one."""
+    if isinstance(exc, ImportError):
+        missing = exc.name or str(exc)
+        return f"a Python package is missing or broken ({missing}); reinstall with: bash scripts/setup.sh"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory; try a smaller model (models.generator) or fewer files at a time"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{reason}{where}; check that the path exists, is readable and the disk has space"
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"
 
 
 if __name__ == "__main__":

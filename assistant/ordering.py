@@ -73,11 +73,15 @@ class ContextOrderer:
             else:
                 info["ran"] = "attention"
                 info["rounds"] = []
-                for _ in range(self.rounds):
-                    messages, blocks = prompt_for(ordered)
-                    scores = generator.source_attention(messages, blocks)
-                    info["rounds"].append({h.unit_id: round(s, 5) for h, s in zip(ordered, scores)})
-                    # Stable ascending sort: the most attended goes last; ties keep their current order.
-                    ordered = [h for _, h in sorted(zip(scores, ordered), key=lambda pair: pair[0])]
+                try:
+                    for _ in range(self.rounds):
+                        messages, blocks = prompt_for(ordered)
+                        scores = generator.source_attention(messages, blocks)
+                        info["rounds"].append({h.unit_id: round(s, 5) for h, s in zip(ordered, scores)})
+                        # Stable ascending sort: the most attended goes last; ties keep their current order.
+                        ordered = [h for _, h in sorted(zip(scores, ordered), key=lambda pair: pair[0])]
+                except Exception as exc:  # noqa: BLE001 - like the query steps: fall back, say why
+                    ordered = list(reversed(hits))
+                    info.update(ran="score-last", fallback=f"attention sorting failed: {type(exc).__name__}: {exc}")
             info["order"] = [h.unit_id for h in ordered]
         return ordered

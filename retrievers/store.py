@@ -10,6 +10,7 @@ leg is a plain search, several are prefetches fused by reciprocal rank fusion, w
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -49,6 +50,7 @@ _INDEXED = {
     "site": "Keyword", "author": "Keyword", "file_name": "Keyword", "date": "Datetime", "modified": "Datetime",
 }  # fmt: skip
 READY, PENDING = "ready", "pending"
+log = logging.getLogger(__name__)
 _SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
 
 
@@ -346,10 +348,14 @@ class EdgeStore(Store):
             try:
                 shard.flush()  # the WAL already holds every write; flushing makes the next open quick
             finally:
-                shard.close()
-                if self._owner() == str(os.getpid()):
-                    (self.path / _OWNER).unlink()
-                self._home_lock.release()
+                try:
+                    shard.close()
+                    if self._owner() == str(os.getpid()):
+                        (self.path / _OWNER).unlink(missing_ok=True)  # the folder may have been removed meanwhile
+                except OSError as exc:
+                    log.warning("closing the shard at %s: %s", self.path, exc)
+                finally:
+                    self._home_lock.release()  # whatever happened above, the next process must get the home
 
     def optimize(self) -> None:
         if (shard := self._get()) is not None:

@@ -199,3 +199,25 @@ def test_ask_streams_on_a_terminal_only_unless_told(talkative, tmp_path: Path, m
     for flags in ([], ["--stream"], ["--no-stream"]):
         assert runner.invoke(app, ["ask", "Which is the deepest lake?", *flags]).exit_code == 0
     assert modes == [False, True, False]  # the test's stdout is a pipe, not a terminal
+
+
+def test_any_failure_ends_in_one_line_and_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import ingestion.docstore
+    from assistant.cli import describe_failure, main
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "docstore.sqlite3"))
+
+    monkeypatch.setattr(ingestion.docstore, "DocStore", refused)
+    with pytest.raises(SystemExit) as exited:
+        main(["docs", "--home", str(tmp_path)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("error: Permission denied (") and err.endswith("(run again with --debug for the traceback)")
+    with pytest.raises(PermissionError):
+        main(["docs", "--debug", "--home", str(tmp_path)])
+    assert "scripts/setup.sh" in describe_failure(ModuleNotFoundError("No module named 'llama_cpp'", name="llama_cpp"))
+    assert describe_failure(KeyError("kq_soft_max")) == "KeyError: 'kq_soft_max'"

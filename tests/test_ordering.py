@@ -128,6 +128,18 @@ def test_generators_without_attention_get_best_last_and_the_trace_says_so() -> N
     assert info["ran"] == "score-last" and "cannot report attention" in info["why"]
 
 
+def test_a_failing_attention_pass_falls_back_to_best_last_and_says_why() -> None:
+    class Broken(FakeGenerator):
+        def source_attention(self, messages, sources):
+            raise KeyError("kq_soft_max-0")  # a llama.cpp build that names its tensors differently
+
+    trace = Trace()
+    ordered = ContextOrderer("attention").arrange(HITS, Broken(), prompt_for, trace)
+    assert [h.unit_id for h in ordered] == ["u2", "u1", "u0"]
+    info = trace.stages[-1].details
+    assert info["ran"] == "score-last" and info["fallback"] == "attention sorting failed: KeyError: 'kq_soft_max-0'"
+
+
 @pytest.mark.parametrize(("order", "expected"), [("retrieval", ["u0", "u1", "u2"]), ("reversed", ["u2", "u1", "u0"])])
 def test_fixed_orders(order: str, expected: list[str]) -> None:
     trace = Trace()

@@ -361,6 +361,21 @@ def test_shard_lock_is_exclusive_names_its_owner_and_is_released(tmp_path: Path)
     second.release()  # safe twice
 
 
+def test_close_releases_the_home_lock_even_when_the_shard_folder_is_gone(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "shard", "test")
+    store.ensure(DIM)
+    import shutil
+
+    shutil.rmtree(tmp_path / "shard")  # removed by hand, or by a cleanup, while the store was open
+    try:
+        store.close()
+    except Exception:  # noqa: BLE001 - the engine may complain about its files; the lock must still go
+        pass
+    assert not store._home_lock.held
+    with EdgeStore(tmp_path / "shard", "test") as again:  # the next owner gets the shard
+        again.ensure(DIM)
+
+
 def test_shard_lock_waits_for_a_holder_that_has_not_named_itself(tmp_path: Path) -> None:
     """A holder between its flock and its pid write, or letting go, never yields a nameless busy error."""
     import fcntl
