@@ -48,6 +48,7 @@ _INDEXED = {
     "doc_id": "Keyword", "unit": "Keyword", "state": "Keyword", "user": "Keyword", "session": "Keyword",
     # What a document says about itself (ingestion.metadata), for filters on a source or a time range.
     "site": "Keyword", "author": "Keyword", "file_name": "Keyword", "date": "Datetime", "modified": "Datetime",
+    "title": "Keyword",  # linked titles: a passage naming another document's title leads to it
 }  # fmt: skip
 READY, PENDING = "ready", "pending"
 log = logging.getLogger(__name__)
@@ -133,8 +134,13 @@ class Store(ABC):
 
     def values(self, key: str, limit: int = 10_000) -> list[str]:
         """The distinct values of a keyword payload field among searchable points, most frequent first
-        (Qdrant's facet count; the query analyser matches a question's source names against them)."""
-        return [str(value) for value, _ in self._facet(key, limit)]
+        (Qdrant's facet count; the query analyser matches a question's source names against them). Empty, with
+        a warning, where the engine cannot count them (a server collection without that payload index)."""
+        try:
+            return [str(value) for value, _ in self._facet(key, limit)]
+        except Exception as exc:  # noqa: BLE001 - the values only help; retrieval goes on without them
+            log.warning("cannot list the values of %r (%s); create a keyword payload index on it", key, exc)
+            return []
 
     @abstractmethod
     def _facet(self, key: str, limit: int) -> list[tuple[Any, int]]:
@@ -322,7 +328,7 @@ class EdgeStore(Store):
             if existing is not None and existing != dimension:
                 raise _dimension_error(self.collection, existing, dimension, "a new home (--home)")
             if self._shard is None:  # load() given a config checks it against the segments
-                self._shard = self._open(qe.EdgeShard.load, _edge_config(dimension))
+                self._shard = self._add_missing_indexes(self._open(qe.EdgeShard.load, _edge_config(dimension)))
 
     def delete_docs(self, doc_ids: Sequence[str]) -> None:
         self.generation += 1
@@ -415,8 +421,15 @@ class EdgeStore(Store):
     def _get(self) -> qe.EdgeShard | None:
         with self._lock:
             if self._shard is None and self._exists():
-                self._shard = self._open(qe.EdgeShard.load, None)
+                self._shard = self._add_missing_indexes(self._open(qe.EdgeShard.load, None))
             return self._shard
+
+    @staticmethod
+    def _add_missing_indexes(shard: qe.EdgeShard) -> qe.EdgeShard:
+        """A shard made by an older Tessera lacks the newer payload indexes (facets need them)."""
+        for field in sorted(set(_INDEXED) - set(shard.info().payload_schema)):
+            shard.update(qe.UpdateOperation.create_field_index(field, getattr(qe.PayloadSchemaType, _INDEXED[field])))
+        return shard
 
     def _open(self, opener: Callable[[str, Any], qe.EdgeShard], config: qe.EdgeConfig | None) -> qe.EdgeShard:
         try:

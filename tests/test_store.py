@@ -442,3 +442,16 @@ def test_a_leg_may_be_restricted_to_a_source_or_a_period(store: Store, fusion: s
     both = store.query([plain, october], limit=10, candidates=10, fusion=fusion)  # type: ignore[arg-type]
     assert {h.unit_id for h in both} == {h.unit_id for h in alone}
     assert alone[0].payload["doc_id"] == "d2" and both[0].payload["doc_id"] == "d1"
+
+
+def test_an_older_shard_gains_the_newer_payload_indexes(tmp_path: Path) -> None:
+    import qdrant_edge as qe
+
+    with EdgeStore(tmp_path / "shard", "test") as old:
+        old.ensure(DIM)
+        old._shard.update(qe.UpdateOperation.delete_field_index("site"))  # as a shard made before "site" existed
+        assert "site" not in old._shard.info().payload_schema
+    with EdgeStore(tmp_path / "shard", "test") as again:
+        again.ensure(DIM)
+        dated(again)
+        assert again.values("site") == ["Meridian Post", "Summit Wire"]
