@@ -28,6 +28,8 @@ declare -A rows=(
   [9-per-document-1]="--set retrieval.max_per_document=1"
   [9b-per-document-2]="--set retrieval.max_per_document=2"
   [10-decompose-per-document-1]="--set query.decompose=rules --set retrieval.max_per_document=1"
+  [11-links-1]="--set retrieval.links=1"
+  [11b-links-2]="--set retrieval.links=2"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do

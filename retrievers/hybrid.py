@@ -24,6 +24,7 @@ from retrievers.csqe import CorpusSteeredExpander
 from retrievers.decompose import decompose, interleave
 from retrievers.expansion import LLMExpander
 from retrievers.hyde import HyDE
+from retrievers.links import linked_titles, title_index
 from retrievers.query_analysis import Mentions, analyse
 from retrievers.rewrite import ConversationalRewriter
 from retrievers.sparse import SparseVec, weighted_sum
@@ -111,6 +112,7 @@ class HybridRetriever:
         self._generator = generator
         self._plans: OrderedDict[tuple[str, tuple[Exchange, ...]], QueryPlan] = OrderedDict()
         self._sources: tuple[int, dict[str, list[str]]] | None = None
+        self._titles: tuple[int, dict[str, list[str]]] | None = None
 
     def retrieve(
         self,
@@ -155,6 +157,9 @@ class HybridRetriever:
                 rankings = [hits, *self._search_parts(plan, store_unit, limit, candidates, collapse)]
                 hits = interleave(rankings, lambda h: getattr(h, collapse or "unit_id"), limit)
                 info["parts"] = len(plan.parts)
+            if self.settings.links and hits and unit != "passage+proposition":
+                linked = self._follow_links(plan, hits, store_unit, limit, candidates, collapse, info)
+                hits = interleave([hits, linked], lambda h: getattr(h, collapse or "unit_id"), limit)
             if per_document:
                 hits = spread_documents(hits, per_document)
                 info["max_per_document"] = per_document
@@ -178,6 +183,32 @@ class HybridRetriever:
             plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
             fusion=self.settings.fusion, info=info,
         )
+
+    def _follow_links(
+        self, plan: QueryPlan, hits: list[Hit], unit: str, limit: int, candidates: int, collapse: str | None,
+        info: dict[str, Any],
+    ) -> list[Hit]:
+        """The second hop: the question searched again, only in the documents whose titles the first hop's top
+        ``retrieval.links`` documents name (`retrievers.links`); best passage of each linked document first."""
+        sources = _first_per(hits, "doc_id")[: self.settings.links]
+        seen = {h.title for h in _first_per(hits, "doc_id")[: max(self.settings.links * 2, 4)]}
+        titles = linked_titles([h.text for h in sources], seen, self._known_titles())
+        info["links"] = {"from": [h.doc_id for h in sources], "titles": titles}
+        if not titles:
+            return []
+        legs = [replace(leg, where=leg.where + (("title", tuple(titles)),)) for leg in plan.legs if not leg.where]
+        found = self.store.query(
+            legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
+            fusion=self.settings.fusion,
+        )
+        linked = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
+        return _first_per(linked, collapse or "doc_id")
+
+    def _known_titles(self) -> dict[str, list[str]]:
+        """The index's document titles by match key, cached until this process next changes the store."""
+        if self._titles is None or self._titles[0] != self.store.generation:
+            self._titles = (self.store.generation, title_index(self.store.values("title", limit=1_000_000)))
+        return self._titles[1]
 
     def _search_parts(
         self, plan: QueryPlan, unit: str, limit: int, candidates: int, collapse: str | None

@@ -64,15 +64,15 @@ class Leg:
         using: ``dense`` (a cosine search on the dense vector) or ``sparse`` (BM25 on the sparse vector).
         vector: The float32 embedding (dense) or the BM25 query vector (sparse).
         weight: The leg's weight in reciprocal rank fusion.
-        where: Only points whose payload matches these too (a keyword value, or a `DateRange` on a datetime
-            field): a leg that searches one source or period, so its points gain a place beside the others.
+        where: Only points whose payload matches these too (a keyword value, a tuple of values any of which
+            may match, or a `DateRange` on a datetime field): a leg that searches one source or period, so its points gain a place beside the others.
     """
 
     name: str
     using: Literal["dense", "sparse"]
     vector: np.ndarray | SparseVec
     weight: float = 1.0
-    where: tuple[tuple[str, str | DateRange], ...] = ()
+    where: tuple[tuple[str, str | tuple[str, ...] | DateRange], ...] = ()
 
 
 class StoreError(RuntimeError):
@@ -577,15 +577,19 @@ def open_store(settings: Settings) -> Store:
     return EdgeStore(settings.qdrant_path, settings.store.collection)
 
 
-def _edge_condition(key: str, value: str | DateRange) -> Any:
+def _edge_condition(key: str, value: str | tuple[str, ...] | DateRange) -> Any:
     if isinstance(value, DateRange):
         return qe.FieldCondition(key=key, range=qe.RangeDateTime(gte=value.start, lt=value.end))
+    if isinstance(value, tuple):
+        return qe.FieldCondition(key=key, match=qe.MatchAny(list(value)))
     return qe.FieldCondition(key=key, match=qe.MatchValue(value))
 
 
-def _client_condition(m: Any, key: str, value: str | DateRange) -> Any:
+def _client_condition(m: Any, key: str, value: str | tuple[str, ...] | DateRange) -> Any:
     if isinstance(value, DateRange):
         return m.FieldCondition(key=key, range=m.DatetimeRange(gte=value.start, lt=value.end))
+    if isinstance(value, tuple):
+        return m.FieldCondition(key=key, match=m.MatchAny(any=list(value)))
     return m.FieldCondition(key=key, match=m.MatchValue(value=value))
 
 

@@ -163,3 +163,22 @@ def test_single_part_question_is_retrieved_as_before(lopsided, fake_embedder) ->
     assert r.retrieve("When was Quillon Works founded?", trace) == plain
     stages = {s.name: s.details for s in trace.stages}
     assert stages["decompose"]["parts"] == [] and "parts" not in stages["search"]
+
+
+def test_title_links_bring_the_second_hop(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from assistant.types import Document
+
+    docs = [
+        Document("film", "film", "Blue Velvet (film)", "Blue Velvet is a 1986 film by David Lynch, shot in Leland."),
+        Document("lynch", "lynch", "David Lynch", "Born in Missoula, Montana, he studied painting."),
+    ] + [Document(f"d{n}", f"d{n}", f"Leland story {n}", f"The director of Leland film story {n} was born in Leland in 1986.") for n in range(6)]
+    with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
+        Ingestor(settings, fake_embedder, store, docstore).index_documents([(d, d.id) for d in docs])
+        question = "Where was the director of the 1986 film shot in Leland born?"
+        one_hop = HybridRetriever(store, fake_embedder, RetrievalSettings(top_k=3)).retrieve(question)
+        assert one_hop[0].doc_id == "film" and "lynch" not in [h.doc_id for h in one_hop]
+        trace = Trace()
+        two_hops = HybridRetriever(store, fake_embedder, RetrievalSettings(top_k=3, links=1)).retrieve(question, trace)
+    assert [h.doc_id for h in two_hops][:2] == ["film", "lynch"]
+    links = {s.name: s.details for s in trace.stages}["search"]["links"]
+    assert links == {"from": ["film"], "titles": ["David Lynch"]}

@@ -434,6 +434,8 @@ def test_a_leg_may_be_restricted_to_a_source_or_a_period(store: Store, fusion: s
     vector = unit([0.1, 0.3, 1.0, 0.2])
     wire = Leg("wire", "dense", vector, where=(("site", "Summit Wire"),))
     assert {h.payload["doc_id"] for h in store.query([wire], limit=10, candidates=10)} == {"d2"}
+    either = Leg("either", "dense", vector, where=(("doc_id", ("d1", "d3")),))  # any of these values
+    assert {h.payload["doc_id"] for h in store.query([either], limit=10, candidates=10)} == {"d1", "d3"}
     october = Leg("oct", "dense", vector, where=(("date", DateRange("2023-10-01T00:00:00Z", "2023-11-01T00:00:00Z")),))
     assert {h.payload["doc_id"] for h in store.query([october], limit=10, candidates=10)} == {"d1"}
     # Beside an unrestricted leg, a restricted one boosts its documents and drops nothing.
