@@ -31,6 +31,7 @@ REPLY = "Lake Baikal is the deepest lake [1]."
 TIMEOUT_MS = 60_000  # generous: the machine's cores are shared
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"browser tests need Chromium at {CHROMIUM} (apt install chromium)"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing", "ignore:.*(no_silent_downcasting|copy keyword)"),
 ]

@@ -36,7 +36,7 @@ SECONDS = float(os.environ.get("TESSERA_LOAD_SECONDS", "120"))
 SESSIONS = int(os.environ.get("TESSERA_LOAD_SESSIONS", "20"))
 TOKEN = re.compile(r"tok-s(\d+)-q\d+")
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")]
 
 
 class EchoGenerator(Generator):
