@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -161,52 +162,60 @@ class Assistant:
         self._store = store
         self._query_generator: Generator | None = query_generator
         self._retriever: HybridRetriever | None = None
+        # The warm-up thread and the first question may both reach for a component: it is built once (a
+        # bundled GGUF assembled twice into the same paths would corrupt it).
+        self._building = threading.RLock()
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from assistant.models.registry import create_embedder
+        with self._building:
+            if self._embedder is None:
+                from assistant.models.registry import create_embedder
 
-            self._embedder = create_embedder(self.settings)
-        return self._embedder
+                self._embedder = create_embedder(self.settings)
+            return self._embedder
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            from assistant.models.registry import create_generator
+        with self._building:
+            if self._generator is None:
+                from assistant.models.registry import create_generator
 
-            self._generator = create_generator(self.settings)
-        return self._generator
+                self._generator = create_generator(self.settings)
+            return self._generator
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            from retrievers.store import open_store
+        with self._building:
+            if self._store is None:
+                from retrievers.store import open_store
 
-            self._store = open_store(self.settings)
-        return self._store
+                self._store = open_store(self.settings)
+            return self._store
 
     @property
     def query_generator(self) -> Generator:
         """The generator of the query steps: ``query.generator`` if set, else the answering one."""
-        if self._query_generator is None:
-            name = self.settings.query.generator
-            if name is None or name == self.settings.models.generator:
-                self._query_generator = self.generator
-            else:
-                from assistant.models.registry import create_generator
+        with self._building:
+            if self._query_generator is None:
+                name = self.settings.query.generator
+                if name is None or name == self.settings.models.generator:
+                    self._query_generator = self.generator
+                else:
+                    from assistant.models.registry import create_generator
 
-                self._query_generator = create_generator(self.settings, name)
-        return self._query_generator
+                    self._query_generator = create_generator(self.settings, name)
+            return self._query_generator
 
     @property
     def retriever(self) -> HybridRetriever:
-        if self._retriever is None:
-            s = self.settings
-            self._retriever = HybridRetriever(
-                self.store, self.embedder, s.retrieval, s.context, query=s.query, generator=lambda: self.query_generator
-            )
-        return self._retriever
+        with self._building:
+            if self._retriever is None:
+                s = self.settings
+                self._retriever = HybridRetriever(
+                    self.store, self.embedder, s.retrieval, s.context, query=s.query, generator=lambda: self.query_generator
+                )
+            return self._retriever
 
     def search(
         self,

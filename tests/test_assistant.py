@@ -119,3 +119,29 @@ def test_unquote_header_moves_a_copied_source_header_to_a_trailing_citation() ->
 def test_clean_answer() -> None:
     assert clean_answer("The answer is: paris [1]") == "Paris [1]"
     assert clean_answer("Paris") == "Paris"
+
+
+def test_components_are_built_once_when_the_warm_up_and_a_question_race(settings, monkeypatch) -> None:
+    import threading
+    import time
+
+    import assistant.models.registry as registry
+    from assistant.assistant import Assistant
+    from assistant.models.fake import FakeEmbedder
+
+    built: list[int] = []
+
+    def slow_embedder(settings):  # as assembling and converting a bundled model takes a while
+        built.append(1)
+        time.sleep(0.3)
+        return FakeEmbedder(64)
+
+    monkeypatch.setattr(registry, "create_embedder", slow_embedder)
+    a = Assistant(settings)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(a.embedder)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len({id(e) for e in seen}) == 1

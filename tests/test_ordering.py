@@ -175,3 +175,26 @@ def test_source_spans_are_found_in_order() -> None:
     assert source_spans(prompt, ["[1] a: same", "[2] b: same"]) == [(9, 20), (21, 32)]
     with pytest.raises(ValueError, match="not found"):
         source_spans(prompt, ["[2] b: same", "[1] a: same"])  # out of order: the second is not after the first
+
+
+def test_attention_recording_is_per_call_across_threads(tiny_model) -> None:
+    import threading
+
+    from assistant.models.attention import last_row_attention
+
+    model, tokenizer = tiny_model
+    prompts = [tokenizer(text, return_tensors="pt")["input_ids"] for text in ("Lake Baikal is deep.", "The Nile is a long river in Africa.")]
+    alone = [last_row_attention(model, ids, [2]) for ids in prompts]
+    results: dict[int, object] = {}
+
+    def record(i: int) -> None:
+        for _ in range(5):
+            results[i] = last_row_attention(model, prompts[i], [2])
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(results[i], alone[i]) for i in (0, 1))  # nobody read the other's rows
+    assert model.config._attn_implementation != "tessera_last_row"  # switched back

@@ -18,6 +18,9 @@ position that generates next. This module does that for a transformers causal LM
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +53,10 @@ def full_attention_layers(config: Any) -> list[int]:
 
 
 _RECORDING = "tessera_last_row"
-_wanted: set[int] = set()
-_rows: dict[int, Any] = {}
+# What one call records (the wanted layers and their rows): per call, never shared between threads.
+_recording: contextvars.ContextVar[tuple[set[int], dict[int, Any]] | None] = contextvars.ContextVar("_recording", default=None)
+# The recording implementation is switched on the model object, which every thread shares: one call at a time.
+_SWAP = threading.Lock()
 
 
 def _recording_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
@@ -60,14 +65,15 @@ def _recording_attention(module: Any, query: Any, key: Any, value: Any, attentio
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     layer = getattr(module, "layer_idx", None)
-    if layer in _wanted:
+    recording = _recording.get()
+    if recording is not None and layer in recording[0]:
         keys = repeat_kv(key, query.shape[1] // key.shape[1])
         scaling = kwargs.get("scaling") or query.shape[-1] ** -0.5
         logits = (query[:, :, -1:, :] @ keys.transpose(2, 3)).float() * scaling
         if cap := getattr(module, "attn_logit_softcapping", None):
             logits = torch.tanh(logits / cap) * cap
         # The last position of a causal prompt sees every key, so no mask applies to this row.
-        _rows[layer] = torch.softmax(logits, dim=-1)[0, :, 0, :]
+        recording[1][layer] = torch.softmax(logits, dim=-1)[0, :, 0, :]
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
@@ -89,19 +95,20 @@ def last_row_attention(model: Any, input_ids: Any, layers: Sequence[int]) -> Any
     import torch
 
     _register()
-    previous = model.config._attn_implementation
-    _wanted.clear()
-    _wanted.update(layers)
-    _rows.clear()
-    model.set_attn_implementation(_RECORDING)
+    rows: dict[int, Any] = {}
+    token = _recording.set((set(layers), rows))
     try:
-        with torch.inference_mode():
-            model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
-        return torch.stack([_rows[i] for i in layers])
+        with _SWAP:
+            previous = model.config._attn_implementation
+            model.set_attn_implementation(_RECORDING)
+            try:
+                with torch.inference_mode():
+                    model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+            finally:
+                model.set_attn_implementation(previous)
+        return torch.stack([rows[i] for i in layers])
     finally:
-        model.set_attn_implementation(previous)
-        _wanted.clear()
-        _rows.clear()
+        _recording.reset(token)
 
 
 def span_attention(

@@ -282,12 +282,16 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
         new_button.click(new_chat, None, cleared)
         chatbot.clear(new_chat, None, cleared)  # the chat's own trash button also starts a new session
         controls = [question_box, chatbot, session_state, hybrid, hyde, expansion, attention, top_k, model]
+        # One set of models and one index: answers, uploads and deletes share one queue and take turns
+        # (a per-listener limit would let an upload run while an answer is generated).
+        serial = {"concurrency_limit": 1, "concurrency_id": "models-and-index"}
         question_box.submit(
-            ask, controls, [chatbot, question_box, session_state, answer_state, question_state, picker, sources, trace, status]
+            ask, controls, [chatbot, question_box, session_state, answer_state, question_state, picker, sources, trace, status],
+            **serial,
         )
         picker.input(lambda answer, n: sources_html(answer, n), [answer_state, picker], sources)
-        upload.upload(upload_files, upload, [ingest_out, table, doc_pick, upload])
-        delete.click(delete_document, doc_pick, [ingest_out, table, doc_pick])
+        upload.upload(upload_files, upload, [ingest_out, table, doc_pick, upload], **serial)
+        delete.click(delete_document, doc_pick, [ingest_out, table, doc_pick], **serial)
         table.select(picked_row, None, doc_pick)
     return app
 
@@ -321,7 +325,7 @@ def serve(
     backend.claim()
     backend.warm_up()  # models load while the page opens, not on the first question
     app = build_app(backend, max_upload_mb=max_upload_mb)
-    app.queue(default_concurrency_limit=1)  # one set of models: answers and ingests take turns
+    app.queue(default_concurrency_limit=1)  # the model and index work shares one queue (`serial` in build_app)
     app.launch(
         server_name=host,
         server_port=port,
