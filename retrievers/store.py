@@ -138,6 +138,8 @@ class Store(ABC):
         a warning, where the engine cannot count them (a server collection without that payload index)."""
         try:
             return [str(value) for value, _ in self._facet(key, limit)]
+        except StoreError:
+            raise  # another process holds the shard, ...: the user must hear it, as from any search
         except Exception as exc:  # noqa: BLE001 - the values only help; retrieval goes on without them
             log.warning("cannot list the values of %r (%s); create a keyword payload index on it", key, exc)
             return []
