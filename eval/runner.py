@@ -36,6 +36,7 @@ from eval.metrics import (
     token_f1,
 )
 from eval.ragas_metrics import RagasEvaluator, RagasSample
+from ingestion.metadata import describe
 
 Pipeline = Literal["tessera", "vanilla"]
 RETRIEVAL_KS = (1, 5, 10, 20)
@@ -84,11 +85,18 @@ def corpus_documents(dataset: Dataset) -> list[Document]:
 def index_key(dataset: Dataset, settings: Settings) -> str:
     """Names an index by the corpus content and every setting that changes what is indexed."""
     digest = hashlib.sha256()
+    described = False
     for record in dataset.corpus:
         digest.update(f"{record.id}\0{record.title}\0{record.text}\0".encode())
+        if about := describe(record.metadata):  # site, author, dates: payload fields and the header line
+            digest.update(json.dumps(about, sort_keys=True).encode())
+            described = True
     digest.update(settings.models.embedder.encode())
     digest.update(str(resolve_dtype(settings.models.embedder_dtype)).encode())  # bf16 and fp32 vectors differ slightly
-    digest.update(settings.ingestion.model_dump_json(exclude={"max_file_mb", "batch_size", "max_unpacked_mb", "parse_timeout_s", "parse_memory_mb"}).encode())
+    ingestion = settings.ingestion
+    if not described:  # no metadata: the header line is empty either way, so the index is the same
+        ingestion = ingestion.model_copy(update={"metadata_header": False})
+    digest.update(ingestion.model_dump_json(exclude={"max_file_mb", "batch_size", "max_unpacked_mb", "parse_timeout_s", "parse_memory_mb"}).encode())
     if settings.ingestion.propositions == "llm":  # the model that writes them changes what is indexed
         digest.update(settings.models.generator.encode())
     return digest.hexdigest()[:16]

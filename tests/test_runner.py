@@ -267,3 +267,18 @@ def test_the_default_judge_is_measured_and_trusted_on_faithfulness(settings: Set
     record = load_agreement(settings.eval.judge or "", settings.home)
     assert record is not None, f"no shipped agreement record for the default judge {settings.eval.judge}"
     assert "faithfulness" not in left_out(settings.eval.judge_metrics, record)
+
+
+def test_the_index_key_changes_with_what_is_indexed_only(fake_settings: Settings, tmp_path: Path) -> None:
+    from eval.datasets import load_dataset
+    from eval.runner import index_key
+
+    plain = load_dataset(tiny_dataset(tmp_path / "plain"))
+    header_off = fake_settings.model_copy(update={"ingestion": fake_settings.ingestion.model_copy(update={"metadata_header": False})})
+    header_on = fake_settings.model_copy(update={"ingestion": fake_settings.ingestion.model_copy(update={"metadata_header": True})})
+    assert index_key(plain, header_off) == index_key(plain, header_on)  # no site/author/date: the same index
+    corpus = [CorpusRecord("a", "A", "Text.", {"site": "Meridian Post"})]
+    described = Dataset("d", corpus, [QuestionRecord("q", "Text?", ("Text",), ("a",), None, {})], {"name": "d"})
+    assert index_key(described, header_off) != index_key(described, header_on)
+    other_site = Dataset("d", [CorpusRecord("a", "A", "Text.", {"site": "Summit Wire"})], described.questions, described.manifest)
+    assert index_key(described, header_on) != index_key(other_site, header_on)  # the payload holds the site
