@@ -14,9 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from pydantic import ValidationError
 
-from assistant.config import Settings, describe_settings_error, load_settings, parse_overrides
+from assistant.command_line import fail as _fail
+from assistant.command_line import quiet_libraries as _quiet_libraries
+from assistant.command_line import settings_from as _settings
+from assistant.config import Settings
 
 app = typer.Typer(
     help="Tessera: answers questions from your documents, citing the passages it used.",
@@ -39,45 +41,6 @@ SessionOption = Annotated[
     str | None, typer.Option("--session", help="Conversation id: memory keeps and recalls turns per session.")
 ]
 UserOption = Annotated[str, typer.Option("--user", help="Whose memory: recall never crosses users.")]
-
-
-def _settings(home: Path | None, pairs: list[str] | None, **flags: Any) -> Settings:
-    """Settings from every source, CLI flags last (they win)."""
-    try:
-        overrides = parse_overrides(pairs or [])
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    if home is not None:
-        overrides["home"] = str(home)
-    for dotted, value in flags.items():
-        if value is not None:
-            section, key = dotted.split("__")
-            overrides.setdefault(section, {})[key] = value
-    try:
-        return load_settings(overrides)
-    except ValidationError as exc:  # from a flag, tessera.toml or a TESSERA_* variable
-        _fail(describe_settings_error(exc).replace("\n", "\nerror: "))
-        raise  # unreachable: _fail exits
-
-
-def _quiet_libraries() -> None:
-    """Keeps model-loading progress bars and warnings out of the answer output."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a corrupt PDF is reported once, by name
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @contextmanager

@@ -39,9 +39,9 @@ import numpy as np
 from assistant.config import Settings
 from assistant.types import MemoryUnit
 from ingestion.docstore import DocStore
-from memory.memory import _SEP as MEMORY_SEP  # the memory store's doc_id is f"{user}{_SEP}{session}"
+from memory.memory import SESSION_SEP as MEMORY_SEP  # the memory store's doc_id is f"{user}{SESSION_SEP}{session}"
 from memory.records import MemoryRecords, UnitKey
-from retrievers.store import _OWNER, PENDING, READY, EdgeStore, Store, StorePoint, open_store
+from retrievers.store import OWNER_FILE, PENDING, READY, EdgeStore, Store, StorePoint, open_store
 
 Severity = Literal["error", "warning"]
 _SHOWN = 10  # problems listed per check in `Check.describe`
@@ -215,7 +215,7 @@ class Doctor:
 
     def _inspect(self) -> _Findings:
         found = _Findings()
-        owners = {p: _read_pid(p / _OWNER) for p in self._edge_paths()}  # before opening: that rewrites them
+        owners = {p: _read_pid(p / OWNER_FILE) for p in self._edge_paths()}  # before opening: that rewrites them
         self._inspect_index(found)
         if self._memory_present():
             self._inspect_memory(found)
@@ -225,7 +225,7 @@ class Doctor:
             found.owner_files += 1
             if pid != os.getpid():  # the shard opened, so its lock was free: the file is stale
                 state = "is running but does not hold the shard (a reused pid)" if _running(pid) else "is not running"
-                found.owners.append(Problem(str(path / _OWNER), f"names pid {pid}, which {state}"))
+                found.owners.append(Problem(str(path / OWNER_FILE), f"names pid {pid}, which {state}"))
         return found
 
     def _inspect_index(self, found: _Findings) -> None:

@@ -22,7 +22,8 @@ def convert_cmd(
     distractors: Annotated[int | None, typer.Option(help="Non-evidence documents to keep (default per format).", min=0)] = None,
 ) -> None:
     """Write a dataset folder in Tessera's format from a public QA set."""
-    from eval.datasets import FORMATS, DatasetError, convert, save_dataset
+    from eval.converters import FORMATS, convert
+    from eval.datasets import DatasetError, save_dataset
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; expected one of {', '.join(sorted(FORMATS))}")
@@ -54,13 +55,13 @@ def run_cmd(
 ) -> None:
     """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted
     (with the same settings: a different configuration stops with a message, or starts over with --force)."""
-    from assistant.cli import _quiet_libraries, _settings
+    from assistant.command_line import quiet_libraries, settings_from
     from eval.runner import EvalRunner, RunConfig
 
     if pipeline not in ("tessera", "vanilla"):
         raise typer.BadParameter(f"--pipeline must be tessera or vanilla, got {pipeline!r}")
-    settings = _settings(home, set_)
-    _quiet_libraries()
+    settings = settings_from(home, set_)
+    quiet_libraries()
     try:
         runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only, force))  # type: ignore[arg-type]
         summary = runner.run()

@@ -1,4 +1,5 @@
-"""Built-in converters from public QA sets to Tessera's dataset format (see ``eval/datasets.py``).
+"""Converters from public QA sets to Tessera's dataset format (see ``eval/datasets.py``): the registry
+(`FORMATS`, `register`, `convert`) and the built-ins.
 
 Each converter reads one source file into a ``Pool`` (every document and question, plus each
 question's *related* documents) and registers itself in ``FORMATS``. Default distractors, i.e. the
@@ -25,11 +26,35 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from eval.datasets import CorpusRecord, DatasetError, Pool, QuestionRecord, register
+from eval.datasets import Converter, CorpusRecord, Dataset, DatasetError, Pool, QuestionRecord, convert_with
+
+FORMATS: dict[str, Converter] = {}
+
+
+def register(name: str) -> Callable[[Converter], Converter]:
+    """Registers a converter under ``name``; built-ins register the same way an extension would."""
+
+    def add(converter: Converter) -> Converter:
+        FORMATS[name] = converter
+        return converter
+
+    return add
+
+
+def convert(fmt: str, source: Path, *, limit: int | None = None, seed: int = 0,
+            distractors: int | None = None) -> Dataset:
+    """Converts a public QA file in a registered format into a Dataset (see `eval.datasets.convert_with`).
+
+    Raises:
+        DatasetError: unknown format, missing source, bad arguments, or a file not in that format.
+    """
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown dataset format {fmt!r}; known formats: {', '.join(sorted(FORMATS))}")
+    return convert_with(FORMATS[fmt], fmt, source, limit=limit, seed=seed, distractors=distractors)
 
 
 def _read_json(path: Path) -> Any:

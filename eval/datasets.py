@@ -16,8 +16,8 @@ A dataset is a folder of three files:
   of non-evidence documents actually kept, so passing it back to ``convert`` rebuilds the same corpus;
   ``warnings`` lists source problems worked around (e.g. LoCoMo's malformed evidence ids).
 
-``convert(fmt, source, limit=, seed=, distractors=)`` reads a source file with the converter registered
-under ``fmt`` in ``FORMATS`` (built-ins live in ``eval/converters.py``), samples ``limit`` questions with
+``eval.converters.convert(fmt, source, limit=, seed=, distractors=)`` reads a source file with the
+converter registered under ``fmt`` (`convert_with` here does the rest), samples ``limit`` questions with
 ``random.Random(seed)`` and keeps every evidence document plus ``distractors`` others: first the
 format's *related* documents of the sampled questions (hard negatives: same article, own context
 paragraphs, same conversation, own passages), in seeded order, then other documents of the source.
@@ -221,26 +221,16 @@ class Pool:
 
 
 Converter = Callable[[Path], Pool]
-FORMATS: dict[str, Converter] = {}
 
 
-def register(name: str) -> Callable[[Converter], Converter]:
-    """Registers a converter under ``name``; built-ins register the same way an extension would."""
-
-    def add(converter: Converter) -> Converter:
-        FORMATS[name] = converter
-        return converter
-
-    return add
-
-
-def convert(fmt: str, source: Path, *, limit: int | None = None, seed: int = 0,
-            distractors: int | None = None) -> Dataset:
-    """Converts a public QA file into a Dataset, sampling reproducibly.
+def convert_with(converter: Converter, fmt: str, source: Path, *, limit: int | None = None, seed: int = 0,
+                 distractors: int | None = None) -> Dataset:
+    """Converts a public QA file with ``converter`` into a Dataset, sampling reproducibly
+    (`eval.converters.convert` picks the converter registered under a format name).
 
     Args:
-        fmt: a name in ``FORMATS`` ("squad", "squad-v2", "hotpotqa", "musique", "rgb", "locomo",
-            "amnesty-qa").
+        converter: Reads the source into a `Pool`.
+        fmt: The format's name (for messages and the manifest).
         source: the source file (for hotpotqa/musique the question file; its ``*_corpus.json`` sibling
             is found beside it) or a folder holding exactly one such file.
         limit: how many questions to keep, chosen with ``random.Random(seed)``; None keeps everything.
@@ -249,10 +239,8 @@ def convert(fmt: str, source: Path, *, limit: int | None = None, seed: int = 0,
             format's default, or the whole corpus when ``limit`` is None.
 
     Raises:
-        DatasetError: unknown format, missing source, bad arguments, or a file not in that format.
+        DatasetError: missing source, bad arguments, or a file not in that format.
     """
-    if fmt not in FORMATS:
-        raise DatasetError(f"unknown dataset format {fmt!r}; known formats: {', '.join(sorted(FORMATS))}")
     if limit is not None and limit < 1:
         raise DatasetError(f"limit must be a positive number of questions or None, got {limit}")
     if distractors is not None and distractors < 0:
@@ -261,11 +249,11 @@ def convert(fmt: str, source: Path, *, limit: int | None = None, seed: int = 0,
     if not source.exists():
         raise DatasetError(f"source {source} does not exist")
     try:
-        pool = FORMATS[fmt](source)
+        pool = converter(source)
     except DatasetError:
         raise
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-        doc = (FORMATS[fmt].__doc__ or "").strip().splitlines()
+        doc = (converter.__doc__ or "").strip().splitlines()
         raise DatasetError(f"{source} is not a {fmt} file ({type(exc).__name__}: {exc}); "
                            f"expected: {doc[0] if doc else fmt}") from exc
     _check_pool(pool, fmt, source)
@@ -320,7 +308,3 @@ def _sample(pool: Pool, fmt: str, source: Path, limit: int | None, seed: int,
         "warnings": list(pool.warnings),
     }
     return Dataset(fmt, corpus, questions, manifest)
-
-
-# Importing the built-in converters registers them (they import this module's names, hence at the end).
-import eval.converters  # noqa: E402, F401

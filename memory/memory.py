@@ -37,7 +37,7 @@ _LINKS_PER_UNIT = 16  # partners recorded per new unit: bounds the links table a
 # Units re-clustered per turn, the latest: bounds a turn's cost (PCA + up to 8 mixtures on 500 units ≈ 0.1 s);
 # older units keep the associations recorded when they were new.
 _CLUSTER_WINDOW = 500
-_SEP = "\x1f"  # joins user and session into the store's doc_id, so it may appear in neither
+SESSION_SEP = "\x1f"  # joins user and session into the memory store's doc_id, so it may appear in neither
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ class Memory:
             sessions = {s.session for s in self.records.sessions(user)}
             sessions |= {u.session_id for u in self.records.units(user)}
             chosen = sorted(sessions) if session is None else [session]
-            self.store.delete_docs([f"{user}{_SEP}{s}" for s in chosen])  # vectors first: never findable, unrecorded
+            self.store.delete_docs([f"{user}{SESSION_SEP}{s}" for s in chosen])  # vectors first: never findable, unrecorded
             return len(self.records.forget(user, session))
 
     def close(self) -> None:
@@ -258,7 +258,7 @@ class Memory:
         from retrievers.store import READY, StorePoint
 
         self._ensure()
-        doc_id = f"{user}{_SEP}{session}"
+        doc_id = f"{user}{SESSION_SEP}{session}"
         self.store.upsert([
             StorePoint(u.id, v, u.text, {
                 "doc_id": doc_id, "unit_id": u.id, "unit": u.granularity, "user": user, "session": session,
@@ -315,7 +315,7 @@ def _check(user: str, session: str | None) -> None:
     for name, value in (("user", user), ("session", session)):
         if name == "session" and value is None:  # forget(user): every session
             continue
-        if not isinstance(value, str) or not value.strip() or _SEP in value:
+        if not isinstance(value, str) or not value.strip() or SESSION_SEP in value:
             raise ValueError(f"memory needs a non-empty {name} id without the \\x1f character, got {value!r}")
 
 

@@ -41,7 +41,7 @@ Found = list[tuple[dict[str, Any], float, list[float] | None]]  # payload, score
 # Fixed forever: point ids derive from it, so changing it would orphan every stored point.
 _ID_NAMESPACE = uuid.UUID("6f1c8a52-1d0e-5b7a-9c3e-7e55e22a0b61")
 _BATCH = 256  # points per write: bounded memory, and well under a server's request size limit
-_OWNER = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
+OWNER_FILE = "owner.pid"  # written into the shard folder so a second process can say who holds the lock
 # Payload fields with an index: deletes filter on doc_id, searches on state and unit (and memory on user, session).
 # ``state`` is a keyword, not a bool: Qdrant Edge 0.9 matches MatchValue(True) against nothing.
 _INDEXED = {
@@ -359,7 +359,7 @@ class EdgeStore(Store):
                 try:
                     shard.close()
                     if self._owner() == str(os.getpid()):
-                        (self.path / _OWNER).unlink(missing_ok=True)  # the folder may have been removed meanwhile
+                        (self.path / OWNER_FILE).unlink(missing_ok=True)  # the folder may have been removed meanwhile
                 except OSError as exc:
                     log.warning("closing the shard at %s: %s", self.path, exc)
                 finally:
@@ -444,7 +444,7 @@ class EdgeStore(Store):
             if "WouldBlock" in str(e):  # "Can't init WAL: Kind(WouldBlock)": another handle holds the lock
                 raise self._busy() from e
             raise StoreError(f"cannot open the Qdrant Edge shard at {self.path}: {e}") from e
-        (self.path / _OWNER).write_text(str(os.getpid()))
+        (self.path / OWNER_FILE).write_text(str(os.getpid()))
         return shard
 
     def _busy(self) -> StoreError:
@@ -457,7 +457,7 @@ class EdgeStore(Store):
         if owner := self._home_lock.owner():
             return owner
         try:
-            return (self.path / _OWNER).read_text().strip()
+            return (self.path / OWNER_FILE).read_text().strip()
         except OSError:
             return ""
 

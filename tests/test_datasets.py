@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from eval.converters import FORMATS, convert
 from eval.datasets import (
-    FORMATS,
     CorpusRecord,
     Dataset,
     DatasetError,
     QuestionRecord,
-    convert,
     load_dataset,
     save_dataset,
 )
