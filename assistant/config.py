@@ -136,10 +136,12 @@ class RetrievalSettings(_Section):
     (RRF with each leg weighted per query by how far its top score stands above its other candidates).
     ``dbsf`` is the default: it never fell significantly below the better leg and beat RRF on HotpotQA and
     MuSiQue (docs/EVALUATION.md §4, "Fusion that keeps the better leg")."""
-    links: int = Field(0, ge=0, le=10)
+    links: int = Field(1, ge=0, le=10)
     """Second hop by title links (`retrievers.links`): the top N documents' passages are scanned for other
     indexed documents' titles, and the question is searched again in those documents alone; their best
-    passages are interleaved with the first hop's (two of them among the first four). 0: one hop."""
+    passages are interleaved with the first hop's (two of them among the first four). 0: one hop. 1 is the
+    default: HotpotQA all-evidence@10 0.790 → 0.920, MuSiQue 0.450 → 0.520, SQuAD unchanged, for one more
+    filtered search (docs/EVALUATION.md §4)."""
     max_per_document: int = Field(0, ge=0, le=100)
     """Diversity across documents: at most this many passages of one document ahead of other documents'
     passages (the rest follow, in rank order); 0 ranks passages by score alone."""

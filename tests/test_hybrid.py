@@ -175,7 +175,7 @@ def test_title_links_bring_the_second_hop(settings: Settings, tmp_path: Path, fa
     with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
         Ingestor(settings, fake_embedder, store, docstore).index_documents([(d, d.id) for d in docs])
         question = "Where was the director of the 1986 film shot in Leland born?"
-        one_hop = HybridRetriever(store, fake_embedder, RetrievalSettings(top_k=3)).retrieve(question)
+        one_hop = HybridRetriever(store, fake_embedder, RetrievalSettings(top_k=3, links=0)).retrieve(question)
         assert one_hop[0].doc_id == "film" and "lynch" not in [h.doc_id for h in one_hop]
         trace = Trace()
         two_hops = HybridRetriever(store, fake_embedder, RetrievalSettings(top_k=3, links=1)).retrieve(question, trace)
