@@ -2,9 +2,11 @@
 
 Both backends hold the same layout: a named dense vector ``"dense"`` (cosine) and a named sparse vector
 ``"bm25"`` with the IDF modifier, filled by the one `Bm25Encoder`. A query is a list of legs (dense or
-BM25 vectors: the question's, a HyDE embedding's, an expanded query's...), run as one engine query: a single
-leg is a plain search, several are prefetches fused by reciprocal rank fusion, where Qdrant scores a point
-``sum(w_leg / (k + rank))`` over the legs that found it, rank counted from 0.
+BM25 vectors: the question's, a HyDE embedding's, an expanded query's...). A single leg is a plain search.
+Several are fused: with ``rrf``, in one engine query of prefetches, where Qdrant scores a point
+``sum(w_leg / (k + rank - 1))`` over the legs that found it, rank counted from 1; with ``dbsf`` (the default)
+or ``rrf-confidence``, or when a leg has its own filter (`Leg.where`), each leg runs alone and
+`retrievers.fusion` fuses their scored lists here, the same on both backends.
 """
 
 from __future__ import annotations
