@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -178,7 +179,10 @@ async def test_switching_sessions(backend: ChatBackend) -> None:
         assert str(app.query_one("#passage", Static).content).startswith("Ask a question")
         await pilot.press("ctrl+s")
         options = app.screen.query_one(OptionList)
-        assert [str(o.prompt) for o in options.options][1:] == ["s1", f"{app.chat.session}  (current)"]
+        listed = [str(o.prompt) for o in options.options][1:]
+        # Titled by the first question, with the day and time it started; an empty session by its id.
+        assert re.fullmatch(rf"(\w{{3}} \d\d \d\d:\d\d|now)  {re.escape(QUESTION)}", listed[0])  # no memory here: "now"
+        assert listed[1] == f"now  (no questions yet) {app.chat.session}  (current)"
         options.highlighted = 1
         await pilot.press("enter")
         assert app.chat.session == "s1" and REPLY in conversation(app)
@@ -293,11 +297,11 @@ def test_main_screen_80x24(snap_compare, settings: Settings, tmp_path: Path, fak
         backend.close()
 
 
-def test_main_screen_120x40(snap_compare, settings: Settings, tmp_path: Path, fake_embedder, fake_generator) -> None:
+def test_main_screen_120x35(snap_compare, settings: Settings, tmp_path: Path, fake_embedder, fake_generator) -> None:
     fake_generator.enqueue(REPLY)
     backend = make_backend(settings, tmp_path, fake_embedder, fake_generator)
     try:
-        assert snap_compare(TesseraApp(backend, session="s1"), terminal_size=(120, 40), run_before=lambda pilot: ask(pilot, QUESTION))
+        assert snap_compare(TesseraApp(backend, session="s1"), terminal_size=(120, 35), run_before=lambda pilot: ask(pilot, QUESTION))
     finally:
         backend.close()
 
@@ -314,5 +318,47 @@ async def test_an_answer_no_source_supports_is_shown_unverified_not_as_an_absten
             (view,) = [v for v in app.query(MessageView) if v.role == "assistant"]
             assert "⚠ Unverified: no source supports this answer (2 passages searched)." in str(view.content)
             assert not view.has_class("abstained") and "none held the answer" not in str(view.content)
+    finally:
+        backend.close()
+
+
+async def test_keyboard_reaches_a_source_in_one_key_and_every_overlay_gives_typing_back(backend: ChatBackend) -> None:
+    app = TesseraApp(backend, session="s1")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ask(pilot, QUESTION)
+        await pilot.press("ctrl+o")  # the sources, first one highlighted
+        options = app.query_one("#source-list", OptionList)
+        assert app.focused is options and options.highlighted == 0
+        await pilot.press("enter")
+        assert "1,642 metres deep" in str(app.query_one("#passage", Static).content)
+        await pilot.press("escape")  # back to the question
+        assert app.focused is app.query_one("#question", Input)
+        options.focus()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen is not app.screen_stack[0])
+        await pilot.press("escape")  # the command palette closes...
+        await until(pilot, lambda: app.screen is app.screen_stack[0])
+        await pilot.pause()
+        assert app.focused is app.query_one("#question", Input)  # ...and the next keys are a question
+        await pilot.press(*"next")
+        assert app.query_one("#question", Input).value == "next"
+
+
+async def test_the_conversation_stays_at_its_newest_message_after_a_resize(
+    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
+) -> None:
+    for _ in range(6):
+        fake_generator.enqueue(REPLY)
+    backend = make_backend(settings, tmp_path, fake_embedder, fake_generator)
+    try:
+        app = TesseraApp(backend, session="s1")
+        async with app.run_test(size=(120, 35)) as pilot:
+            for n in range(6):
+                await ask(pilot, f"{QUESTION} ({n})")
+            pane = app.query_one("#conversation")
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause()
+            await pilot.pause()
+            assert pane.max_scroll_y > 0 and pane.scroll_y == pane.max_scroll_y
     finally:
         backend.close()

@@ -13,6 +13,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,21 @@ class ChatBackend:
         opened = [s for (u, s) in self._chats if u == user and s not in known]
         return known + opened
 
+    def session_summaries(self, user: str = "default") -> list[SessionSummary]:
+        """The user's sessions (as `sessions`), each titled by its first question, with when it started."""
+        summaries = []
+        started = {s.session: s.first_at for s in self.memory.sessions(user)} if self.memory is not None else {}
+        for session in self.sessions(user):
+            chat = self._chats.get((user, session))
+            if chat is not None and chat.exchanges:
+                first = chat.exchanges[0][0]
+            elif self.memory is not None and (earlier := self.memory.records.exchanges(user, session)[:1]):
+                first = earlier[0].question
+            else:
+                first = ""
+            summaries.append(SessionSummary(session, _title(first), started.get(session)))
+        return summaries
+
     def ingest(self, paths: Sequence[Path], *, progress: bool = True) -> Any:
         """Ingests files and folders into the index; returns the `IngestReport`."""
         from ingestion.docstore import DocStore
@@ -137,6 +153,20 @@ class ChatBackend:
         if self._memory is not None:
             self._memory.close()
         self.assistant.close()
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session as a list shows it: its id, its first question ("" before one) and when it started."""
+
+    id: str
+    title: str
+    started: float | None = None
+
+
+def _title(question: str, width: int = 48) -> str:
+    text = " ".join(question.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def new_session_id() -> str:

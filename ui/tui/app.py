@@ -11,7 +11,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Container, Vertical, VerticalScroll
-from textual.widgets import Footer, Header, Input
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import Worker, get_current_worker
 
 from assistant.chat import ChatSession
@@ -32,6 +33,7 @@ class TesseraCommands(Provider):
             ("New session", app.action_new_session, "Start an empty conversation"),
             ("Sessions…", app.action_sessions, "Switch to another session"),
             ("Toggle trace", app.action_toggle_trace, "Show what each stage of the answer did"),
+            ("Open sources", app.action_sources, "Move to the answer's sources (Enter opens one)"),
         ]
 
     async def discover(self) -> Hits:
@@ -43,6 +45,18 @@ class TesseraCommands(Provider):
         for name, command, help in self._commands():
             if (score := matcher.match(name)) > 0:
                 yield Hit(score, matcher.highlight(name), command, help=help)
+
+
+class ChatScreen(Screen[None]):
+    """The main screen. Whenever an overlay closes (command palette, sessions, ingest) typing goes back to
+    the question box, so the next question is never typed into the sources list."""
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#question", Input).focus()
+
+    def on_resize(self) -> None:
+        """After a resize the conversation still shows its newest message."""
+        self.query_one("#conversation", VerticalScroll).scroll_end(animate=False)
 
 
 class TesseraApp(App[None]):
@@ -62,7 +76,8 @@ class TesseraApp(App[None]):
         Binding("ctrl+n", "new_session", "New"),
         Binding("ctrl+s", "sessions", "Sessions"),
         Binding("ctrl+t", "toggle_trace", "Trace"),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+o", "sources", "Sources"),
+        Binding("escape", "cancel", "Cancel/back"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -83,6 +98,9 @@ class TesseraApp(App[None]):
         yield Input(placeholder="Ask about your documents…", id="question")
         yield Footer()
 
+    def get_default_screen(self) -> Screen[None]:
+        return ChatScreen(id="_default")
+
     def on_mount(self) -> None:
         self._show_chat(self.chat)
         self.query_one("#question").focus()
@@ -92,13 +110,6 @@ class TesseraApp(App[None]):
     def generating(self) -> bool:
         """True while an answer is being generated."""
         return self._generation is not None and not self._generation.is_finished
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Esc shows as available only while an answer is being generated."""
-        return (True if self.generating else None) if action == "cancel" else True
-
-    def on_worker_state_changed(self) -> None:
-        self.refresh_bindings()
 
     def _main(self, selector: str, kind: type[Any]) -> Any:
         """A widget of the main screen (even while a modal screen is on top)."""
@@ -164,10 +175,12 @@ class TesseraApp(App[None]):
         self._show_answer(event.view.answer)
 
     def action_cancel(self) -> None:
-        """Cancels the running generation; its message shows "(cancelled)"."""
+        """Cancels the running generation (its message shows "(cancelled)"); otherwise goes back to the question."""
         if self.generating and self._generation is not None and self._streaming is not None:
             self._generation.cancel()
             self._streaming.cancel()
+        else:
+            self._main("#question", Input).focus()
 
     def action_new_session(self) -> None:
         """Starts a new, empty session."""
@@ -184,7 +197,17 @@ class TesseraApp(App[None]):
                 self.action_cancel()
                 self._show_chat(self.backend.chat(self.user, session))
 
-        self.push_screen(SessionListScreen(self.backend.sessions(self.user), self.chat.session), chosen)
+        self.push_screen(SessionListScreen(self.backend.session_summaries(self.user), self.chat.session), chosen)
+
+    def action_sources(self) -> None:
+        """Moves to the sources list, first source highlighted: Enter opens it, Esc (or any overlay) returns."""
+        self._main("#side", Vertical).remove_class("-trace")
+        options = self._main("#source-list", OptionList)
+        if options.option_count:
+            options.focus()
+            options.highlighted = options.highlighted or 0
+        else:
+            self.notify("No sources to open yet: ask a question first.")
 
     def action_toggle_trace(self) -> None:
         """Switches the side pane between the sources and the trace."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from textual import on
@@ -13,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from ui.backend import SessionSummary
+
 NEW_SESSION = ""
 """What `SessionListScreen` dismisses with to start a new session (session ids are never empty)."""
 
@@ -21,19 +24,19 @@ class SessionListScreen(ModalScreen[str | None]):
     """Lists the user's sessions; dismisses with the chosen id, `NEW_SESSION`, or None (Esc).
 
     Args:
-        sessions: The session ids, oldest first.
-        current: The session shown now (marked in the list).
+        sessions: The sessions, oldest first.
+        current: The session id shown now (marked in the list).
     """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, sessions: Sequence[str], current: str) -> None:
+    def __init__(self, sessions: Sequence[SessionSummary], current: str) -> None:
         super().__init__()
         self.sessions, self.current = list(sessions), current
 
     def compose(self) -> ComposeResult:
         options = [Option(Content.styled("+ New session", "bold"), id="new")]
-        options += [Option(Content(s + ("  (current)" if s == self.current else "")), id=f"s:{s}") for s in self.sessions]
+        options += [Option(Content(session_label(s, s.id == self.current)), id=f"s:{s.id}") for s in self.sessions]
         with Vertical(classes="dialog"):
             yield Label("Sessions", classes="dialog-title")
             yield OptionList(*options, id="session-list")
@@ -43,6 +46,13 @@ class SessionListScreen(ModalScreen[str | None]):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         chosen = event.option.id or "new"
         self.dismiss(NEW_SESSION if chosen == "new" else chosen.removeprefix("s:"))
+
+
+def session_label(session: SessionSummary, current: bool = False) -> str:
+    """"Dec 6 14:05  How deep is Lake Baikal?  (current)": when, the first question, then the id if untitled."""
+    when = time.strftime("%b %d %H:%M", time.localtime(session.started)) if session.started else "now"
+    title = session.title or f"(no questions yet) {session.id}"
+    return f"{when}  {title}" + ("  (current)" if current else "")
 
 
 class IngestScreen(ModalScreen[str | None]):
