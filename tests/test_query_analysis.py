@@ -70,6 +70,8 @@ def outlets(settings: Settings, fake_embedder: FakeEmbedder):
         Document("a", "a", "", "The final was won by the Harbor team after extra time.", {"site": "Meridian Post", "date": "2023-10-05"}),
         Document("b", "b", "", "The final was won by the River team after extra time, the final said.", {"site": "Summit Wire", "date": "2023-11-20"}),
     ]
+    # Without the metadata header, so only the analyser's legs know the outlets and days.
+    settings = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"metadata_header": False})})
     with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
         Ingestor(settings, fake_embedder, store, docstore).index_documents([(d, d.id) for d in docs])
         yield store
