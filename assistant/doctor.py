@@ -41,6 +41,7 @@ from assistant.types import MemoryUnit
 from ingestion.docstore import DocStore
 from memory.memory import SESSION_SEP as MEMORY_SEP  # the memory store's doc_id is f"{user}{SESSION_SEP}{session}"
 from memory.records import MemoryRecords, UnitKey
+from memory.storage import memory_store, records_path, shard_path
 from retrievers.store import OWNER_FILE, PENDING, READY, EdgeStore, Store, StorePoint, open_store
 
 Severity = Literal["error", "warning"]
@@ -260,7 +261,7 @@ class Doctor:
             found.memory_points += 1
             points[point.unit_id] = point.doc_id
         keys: list[UnitKey] = []
-        if (path := self.settings.memory_path / "records.sqlite3").exists():
+        if (path := records_path(self.settings)).exists():
             with MemoryRecords(path) as records:
                 keys = records.unit_keys()
         found.memory_units = len(keys)
@@ -281,7 +282,7 @@ class Doctor:
         store.delete_docs([f"{user}{MEMORY_SEP}{session}" for user, session in sessions] + stray)
         if not sessions:
             return
-        with MemoryRecords(self.settings.memory_path / "records.sqlite3") as records:
+        with MemoryRecords(records_path(self.settings)) as records:
             for user, session in sessions:
                 units = {u.id: u for u in records.units(user, session)}
                 ids, vectors = records.vectors(user, list(units))
@@ -335,26 +336,21 @@ class Doctor:
         return self._index
 
     def _memory_store(self) -> Store:
-        if self._memory is None:  # as ui/backend.py opens it
-            s = self.settings
-            if s.store.qdrant_url:
-                store = s.store.model_copy(update={"collection": f"{s.store.collection}-memory"})
-                self._memory = open_store(s.model_copy(update={"store": store}))
-            else:
-                self._memory = EdgeStore(s.memory_path / "qdrant", "memory")
+        if self._memory is None:
+            self._memory = memory_store(self.settings)
             self._owned.append(self._memory)
         return self._memory
 
     def _memory_present(self) -> bool:
         """Whether the home may have a memory to check (without creating one)."""
         s = self.settings
-        records, shard = s.memory_path / "records.sqlite3", s.memory_path / "qdrant"
+        records, shard = records_path(s), shard_path(s)
         return records.exists() or shard.exists() or self._memory is not None or bool(s.store.qdrant_url)
 
     def _edge_paths(self) -> list[Path]:
         """The embedded shard folders this doctor reads (their owner files are checked)."""
         s, paths = self.settings, []
-        for store, default in ((self._index, s.qdrant_path), (self._memory, s.memory_path / "qdrant")):
+        for store, default in ((self._index, s.qdrant_path), (self._memory, shard_path(s))):
             if isinstance(store, EdgeStore):
                 paths.append(store.path)
             elif store is None and not s.store.qdrant_url:

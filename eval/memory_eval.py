@@ -138,7 +138,7 @@ def main() -> None:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
 
     from memory import Memory, MemoryRecords
-    from retrievers.store import EdgeStore
+    from memory.storage import memory_store, records_path
 
     base = load_settings(parse_overrides(args.overrides) | ({"home": str(args.home)} if args.home else {}))
     settings = base.model_copy(update={"home": args.out / "home", "models": base.models.model_copy(update={"cache_dir": base.model_cache})})
@@ -146,8 +146,8 @@ def main() -> None:
     embedder = create_embedder(settings)
     generator = create_generator(settings)
     args.out.mkdir(parents=True, exist_ok=True)
-    store = EdgeStore(settings.memory_path / "qdrant", "memory")
-    records = MemoryRecords(settings.memory_path / "records.sqlite3")
+    store = memory_store(settings)
+    records = MemoryRecords(records_path(settings))
     # One memory, read through one `Memory` per router setting (they share the store and records).
     routed = {
         config: Memory(settings.model_copy(update={"memory": settings.memory.model_copy(update={"router": router})}),

@@ -46,14 +46,10 @@ class ChatBackend:
         with self._lock:
             if self._memory is None and self.settings.memory.enabled:
                 from memory import Memory, MemoryRecords
-                from retrievers.store import EdgeStore, open_store
+                from memory.storage import memory_store, records_path
 
-                store = (
-                    open_store(self.settings.model_copy(update={"store": self.settings.store.model_copy(update={"collection": f"{self.settings.store.collection}-memory"})}))
-                    if self.settings.store.qdrant_url
-                    else EdgeStore(self.settings.memory_path / "qdrant", "memory")
-                )
-                records = MemoryRecords(self.settings.memory_path / "records.sqlite3")
+                store = memory_store(self.settings)
+                records = MemoryRecords(records_path(self.settings))
                 self._memory = Memory(
                     self.settings, self.assistant.embedder, store, records, generator=lambda: self.assistant.generator
                 )
