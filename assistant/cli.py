@@ -146,7 +146,7 @@ def ask(
     backend = None
     try:
         if session is not None:  # a conversation: memory recalls this user's earlier turns and remembers this one
-            from ui.backend import ChatBackend
+            from assistant.backend import ChatBackend
 
             backend = ChatBackend(settings, assistant=assistant)
             conversation = backend.chat(user, session)
@@ -185,7 +185,7 @@ def chat(
     _quiet_libraries()
     from assistant.models.base import ModelError
     from retrievers.store import StoreError
-    from ui.backend import ChatBackend, new_session_id
+    from assistant.backend import ChatBackend, new_session_id
 
     session = session or new_session_id()
     try:
@@ -220,7 +220,7 @@ def web(
     """Serve the web chat (Gradio) on 127.0.0.1 by default; never a public share link."""
     settings = _settings(home, set_)
     _quiet_libraries()
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
     from ui.web import load_auth, serve
 
     try:
@@ -335,7 +335,7 @@ def _memory_backend(home: Path | None, pairs: list[str] | None) -> Any:
         _fail("memory is disabled (memory.enabled = false)")
     _quiet_libraries()
     from retrievers.store import StoreError
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
 
     backend = ChatBackend(settings)
     try:

@@ -227,7 +227,7 @@ def run(
     Raises:
         StoreError: Another process holds the home.
     """
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
 
     folder = corpus or settings.home / "injection-corpus"
     paths = write_corpus(folder, cases)

@@ -88,7 +88,7 @@ time.sleep(600)  # a kill may come late: the test always kills
 CHAT_CHILD = """
 import sys, time
 from assistant.config import load_settings
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 
 where = sys.argv[1]
 backend = ChatBackend(load_settings())
@@ -313,7 +313,7 @@ def test_kill_during_a_chat_turn(tmp_path: Path, cli_env: None, where: str, mark
         assert code == 0 and "PROBLEM" not in output, output
 
     # The memory opens and recalls the earlier turns (and, once repaired, the recorded one).
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
 
     backend = ChatBackend(settings)
     try:

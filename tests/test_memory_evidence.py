@@ -9,7 +9,7 @@ from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.render import answer_text
 from retrievers.store import open_store
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 from ui.web.render import trace_html
 
 

@@ -137,7 +137,7 @@ def test_scale_benchmark_measures_a_small_store(backend: str) -> None:
 
 
 def test_chat_backend_warms_up_in_the_background_and_survives_a_failure(settings: Settings) -> None:
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
 
     settings = settings.model_copy(update={"memory": settings.memory.model_copy(update={"enabled": False})})
     inner = CountingEmbedder()

@@ -18,7 +18,7 @@ from assistant.config import Settings
 from assistant.models.base import Message
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from retrievers.store import open_store
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 from ui.tui import TesseraApp
 from ui.tui.app import ingest_summary
 from ui.tui.screens import IngestScreen, SessionListScreen

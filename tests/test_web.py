@@ -20,7 +20,7 @@ from assistant.config import Settings
 from assistant.models.base import Message
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from retrievers.store import open_store
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 from ui.web import serve
 from ui.web.screenshot import FINISHED, LOADED, free_port
 
@@ -296,7 +296,7 @@ def test_screenshot_script(tmp_path: Path) -> None:
     home, corpus = tmp_path / "home", tmp_path / "docs"
     corpus.mkdir()
     (corpus / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world, 1,642 metres deep.\n")
-    ingest = "from pathlib import Path; from assistant.config import Settings; from ui.backend import ChatBackend; " \
+    ingest = "from pathlib import Path; from assistant.config import Settings; from assistant.backend import ChatBackend; " \
              f"b = ChatBackend(Settings(home=Path({str(home)!r}))); b.ingest([Path({str(corpus)!r})], progress=False); b.close()"
     subprocess.run([sys.executable, "-c", ingest], cwd=ROOT, env=env, check=True, timeout=300)
     out = tmp_path / "shot.png"

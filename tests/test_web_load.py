@@ -28,7 +28,7 @@ from assistant.config import Settings
 from assistant.models.base import Generator, Message
 from assistant.models.fake import FakeEmbedder
 from retrievers.store import open_store
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 from ui.web import serve
 from ui.web.screenshot import free_port
 

@@ -52,7 +52,7 @@ def test_serve_and_the_cli_bind_loopback_by_default(monkeypatch: pytest.MonkeyPa
         def close(self) -> None: ...
 
     monkeypatch.setattr("ui.web.serve", lambda backend, **kw: calls.append(kw))
-    monkeypatch.setattr("ui.backend.ChatBackend", Backend)
+    monkeypatch.setattr("assistant.backend.ChatBackend", Backend)
     runner = CliRunner()
     home = ["--home", str(settings.home)]
     assert "127.0.0.1" in runner.invoke(cli.app, ["web", "--help"]).output

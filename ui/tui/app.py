@@ -17,7 +17,7 @@ from textual.worker import Worker, get_current_worker
 
 from assistant.chat import ChatSession
 from assistant.types import Answer
-from ui.backend import ChatBackend
+from assistant.backend import ChatBackend
 from ui.tui.screens import NEW_SESSION, IngestScreen, SessionListScreen
 from ui.tui.widgets import MessageView, SourcesPane, TraceView
 

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from ui.backend import SessionSummary
+from assistant.backend import SessionSummary
 
 NEW_SESSION = ""
 """What `SessionListScreen` dismisses with to start a new session (session ids are never empty)."""

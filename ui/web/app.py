@@ -17,7 +17,7 @@ from assistant.assistant import Assistant
 from assistant.config import Settings
 from assistant.models.base import Generator
 from assistant.types import Answer
-from ui.backend import ChatBackend, new_session_id
+from assistant.backend import ChatBackend, new_session_id
 from ui.web.render import document_rows, ingest_html, source_choices, sources_html, status_html, trace_html
 from ui.web.uploads import save_uploads
 

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from assistant.config import Settings
-    from ui.backend import ChatBackend
+    from assistant.backend import ChatBackend
     from ui.web import serve
 
     backend = ChatBackend(Settings(home=args.home))

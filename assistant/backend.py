@@ -1,4 +1,5 @@
-"""What both chat UIs (Textual, Gradio) and the plain REPL stand on: one process's Tessera, per-user chats.
+"""The composition root of a chatting process: one process's Tessera, per-user chats. Both chat UIs (Textual,
+Gradio), the plain REPL, `tessera ask --session` and the injection study stand on it.
 
 One `ChatBackend` per process owns the assistant (models loaded once, the embedded shard locked once), the
 memory, and the docstore for ingesting and listing documents. A process that serves chats for a while (the web
