@@ -16,7 +16,7 @@ from assistant.models.base import Message
 from assistant.ordering import ContextOrderer
 from assistant.prompts import ABSTAIN_TEXT, STOP, build_messages, clean_answer, source_blocks
 from assistant.selection import adaptive_k
-from assistant.types import Answer, Exchange, Hit, MemoryUnit, Trace
+from assistant.types import Answer, Exchange, Hit, MemoryUnit, Trace, TurnEvent, final_answer
 from retrievers.hybrid import HybridRetriever
 from retrievers.store import Store
 
@@ -243,8 +243,9 @@ class Assistant:
         memory: str = "",
         recalled: Sequence[MemoryUnit] = (),
         trace: Trace | None = None,
-    ) -> Iterator[str | Answer]:
-        """Yields the answer text as it is generated, then the final `Answer` as the last item.
+    ) -> Iterator[TurnEvent]:
+        """Yields the turn's events (`TurnEvent`): each stage as it finishes, the answer text as it is generated,
+        then the final `Answer` as the last event.
 
         The final answer's text may differ from the streamed pieces: invalid citation markers are removed
         and an uncited answer gets the citation of the source it was taken from.
@@ -258,7 +259,17 @@ class Assistant:
             trace: A trace to continue (memory recall records into it first); a fresh one if None.
         """
         trace = trace if trace is not None else Trace()
+        told = 0  # stages already reported
+
+        def finished() -> Iterator[TurnEvent]:
+            nonlocal told
+            for record in trace.stages[told:]:
+                yield TurnEvent(stage=record)
+            told = len(trace.stages)
+
+        yield from finished()  # a caller's stages (memory recall)
         hits = self.search(question, trace, history=history)
+        yield from finished()
         retrieval = self.settings.retrieval
         if retrieval.adaptive_k and hits:
             with trace.stage("select", max_k=len(hits), min_k=retrieval.min_k) as info:
@@ -272,9 +283,10 @@ class Assistant:
             info["min_relevance"] = self.settings.retrieval.min_relevance
             info["documents_relevant"] = documents
             info["memory_relevant"] = len(recalled)
+        yield from finished()
         if not relevant:
-            yield ABSTAIN_TEXT
-            yield Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace)
+            yield TurnEvent(text=ABSTAIN_TEXT)
+            yield TurnEvent(answer=Answer(ABSTAIN_TEXT, (), tuple(hits), True, trace))
             return
 
         example = needs_example(self.generator)
@@ -288,6 +300,7 @@ class Assistant:
             shown = ContextCompressor(self.embedder, context.budget_words).compress(question, hits, trace)
         whole = {id(s): h for s, h in zip(shown, hits)}
         shown = ContextOrderer(context.order, context.sort_rounds).arrange(shown, self.generator, prompt_for, trace)
+        yield from finished()
         messages = build_messages(question, shown, example=example, memory=memory)
         hits = [whole[id(s)] for s in shown]  # the answer is checked against, and shows, whole passages
         pieces: list[str] = []
@@ -299,10 +312,11 @@ class Assistant:
                 stop=STOP,
             ):
                 pieces.append(piece)
-                yield piece
+                yield TurnEvent(text=piece)
             info["raw"] = "".join(pieces)
+        yield from finished()
         answer = self.settings.answer
-        yield finish_answer(
+        final = finish_answer(
             "".join(pieces),
             hits,
             trace,
@@ -311,15 +325,12 @@ class Assistant:
             on_unsupported=answer.unsupported,
             recalled=recalled,
         )
+        yield from finished()  # the support check and citations
+        yield TurnEvent(answer=final)
 
     def ask(self, question: str, *, history: Sequence[Exchange] = (), memory: str = "") -> Answer:
-        """Answers ``question`` (the last item of `stream`)."""
-        answer = None
-        for item in self.stream(question, history=history, memory=memory):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        """Answers ``question`` (the last event of `stream`)."""
+        return final_answer(self.stream(question, history=history, memory=memory))
 
     def warm_up(self, *, generator: bool = True) -> None:
         """Loads the models and opens the store now, so the first question does not wait for them.

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from assistant.types import Answer, Exchange, Trace
+from assistant.types import Answer, Exchange, Trace, TurnEvent, final_answer
 
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
@@ -43,8 +43,8 @@ class ChatSession:
         """Why the last exchange could not be saved to memory, or None."""
         self._unsaved: list[Exchange] = []
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
-        """Yields answer text pieces, then the final `Answer` (see `Assistant.stream`), and remembers it."""
+    def stream(self, question: str) -> Iterator[TurnEvent]:
+        """Yields the turn's events (see `Assistant.stream`), ending with the answer, and remembers it."""
         trace = Trace()
         settings = self.assistant.settings.memory
         block, relevant = "", ()
@@ -56,11 +56,11 @@ class ChatSession:
         else:
             recent = self.exchanges[-settings.recent_exchanges :] if settings.recent_exchanges else []
             history = [Exchange(q, a.text) for q, a in recent]
-        for item in self.assistant.stream(question, history=history, memory=block, recalled=relevant, trace=trace):
-            if isinstance(item, Answer):
-                self.exchanges.append((question, item))
-                self._remember(Exchange(question, item.text), item.trace)
-            yield item
+        for event in self.assistant.stream(question, history=history, memory=block, recalled=relevant, trace=trace):
+            if event.answer is not None:
+                self.exchanges.append((question, event.answer))
+                self._remember(Exchange(question, event.answer.text), event.answer.trace)
+            yield event
 
     def _remember(self, exchange: Exchange, trace: Trace) -> None:
         """Stores the exchange (and any an earlier failure left unsaved) in memory.
@@ -85,10 +85,5 @@ class ChatSession:
                 self._unsaved.pop(0)
 
     def ask(self, question: str) -> Answer:
-        """Answers one question (the last item of `stream`)."""
-        answer = None
-        for item in self.stream(question):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        """Answers one question (the last event of `stream`)."""
+        return final_answer(self.stream(question))

@@ -154,11 +154,10 @@ def ask(
         else:
             conversation, turn = None, assistant.stream(question)
         answer = None
-        for item in turn:
-            if isinstance(item, Answer):
-                answer = item
-            elif stream and not as_json:
-                typer.echo(item, nl=False)
+        for event in turn:
+            answer = event.answer or answer
+            if event.text and stream and not as_json:
+                typer.echo(event.text, nl=False)
     except (ModelError, StoreError, ValueError) as exc:
         _fail(str(exc))
     finally:
@@ -260,11 +259,11 @@ def _repl(backend: Any, user: str, session: str) -> None:
             return
         if not line.strip():
             continue
-        for item in chat.stream(line.strip()):
-            if isinstance(item, Answer):
-                typer.echo(answer_text(item, streamed=interactive))
-            elif interactive:
-                typer.echo(item, nl=False)
+        for event in chat.stream(line.strip()):
+            if event.answer is not None:
+                typer.echo(answer_text(event.answer, streamed=interactive))
+            elif event.text and interactive:
+                typer.echo(event.text, nl=False)
         if chat.memory_error:
             typer.echo(f"warning: not saved to memory yet (retried with the next question): {chat.memory_error}", err=True)
         typer.echo("")

@@ -204,6 +204,35 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class TurnEvent:
+    """One event of a streamed turn (`Assistant.stream`, `ChatSession.stream`); exactly one field is set.
+
+    In order: each stage as it finishes (``stage``: retrieval steps, the relevance gate, ordering,
+    generation...), pieces of the answer text as they are generated (``text``), and last the final
+    ``answer`` (whose text may differ from the pieces: invalid citation markers removed, a citation added).
+    """
+
+    text: str = ""
+    stage: StageRecord | None = None
+    answer: Answer | None = None
+
+
+def final_answer(events: Iterator[TurnEvent]) -> Answer:
+    """Runs a turn to its end and returns its answer.
+
+    Raises:
+        RuntimeError: The stream ended without an answer (a broken pipeline, never a normal turn).
+    """
+    answer = None
+    for event in events:
+        if event.answer is not None:
+            answer = event.answer
+    if answer is None:
+        raise RuntimeError("the turn ended without an answer")
+    return answer
+
+
+@dataclass(frozen=True)
 class MemoryUnit:
     """One remembered item of a conversation at some granularity.
 

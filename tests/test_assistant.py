@@ -82,9 +82,15 @@ def test_empty_index_abstains(settings: Settings, fake_embedder, fake_generator)
 
 def test_stream_yields_pieces_then_the_answer(assistant: Assistant, fake_generator) -> None:
     fake_generator.enqueue("It is 330 metres tall [2]")
-    items = list(assistant.stream("How tall is the Eiffel Tower in Paris?"))
-    assert isinstance(items[-1], Answer)
-    assert "".join(items[:-1]) == "It is 330 metres tall [2]"
+    events = list(assistant.stream("How tall is the Eiffel Tower in Paris?"))
+    assert events[-1].answer is not None and all(e.answer is None for e in events[:-1])
+    assert "".join(e.text for e in events) == "It is 330 metres tall [2]"
+    # Each stage is reported once, as it finishes, and before the text it leads to.
+    stages = [e.stage.name for e in events if e.stage is not None]
+    assert stages == [s.name for s in events[-1].answer.trace.stages]
+    first_text = next(i for i, e in enumerate(events) if e.text)
+    assert [e.stage.name for e in events[:first_text] if e.stage][-1] == "order"
+    assert all(sum(x is not None and x != "" for x in (e.text, e.stage, e.answer)) == 1 for e in events)
 
 
 def test_empty_question_is_an_error(assistant: Assistant) -> None:

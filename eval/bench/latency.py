@@ -38,8 +38,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def first_token(pieces: Iterable[Any]) -> tuple[float, float]:
     """``(seconds to the first text piece, seconds to the end)`` of a stream."""
     began, first = time.perf_counter(), None
-    for piece in pieces:
-        if first is None and isinstance(piece, str) and piece:
+    for piece in pieces:  # vanilla streams text; Tessera streams `TurnEvent`s
+        text = piece if isinstance(piece, str) else getattr(piece, "text", "")
+        if first is None and text:
             first = time.perf_counter() - began
     total = time.perf_counter() - began
     return (first if first is not None else total), total

@@ -151,13 +151,13 @@ class TesseraApp(App[None]):
         worker = get_current_worker()
         stream = chat.stream(question)
         try:
-            for item in stream:
+            for event in stream:
                 if worker.is_cancelled:
                     break
-                if isinstance(item, Answer):
-                    self.call_from_thread(self._answered, view, item)
-                else:
-                    self.call_from_thread(view.append, item)
+                if event.answer is not None:
+                    self.call_from_thread(self._answered, view, event.answer)
+                elif event.text:
+                    self.call_from_thread(view.append, event.text)
         except Exception as exc:  # a model or store failure ends this answer, not the app
             if not worker.is_cancelled:
                 self.call_from_thread(view.fail, f"{type(exc).__name__}: {exc}")

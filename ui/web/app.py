@@ -178,11 +178,11 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
         try:
             chat = backend.chat(user_of(request), session)
             chat.assistant = assistants.get(d.with_controls(hybrid, hyde, expansion, attention, top_k, model))
-            for item in chat.stream(question):
-                if isinstance(item, Answer):
-                    answer = item
-                else:
-                    text += item
+            for event in chat.stream(question):
+                if event.answer is not None:
+                    answer = event.answer
+                elif event.text:
+                    text += event.text
                     yield {chatbot: [*history, {"role": "assistant", "content": text}]}
         except Exception as exc:  # a model, endpoint or store failure ends this answer, not the page
             message = friendly(exc)
@@ -190,7 +190,10 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
             failed = {"role": "assistant", "content": f"⚠ {message}"}
             yield {chatbot: [*history, failed], status: status_html(turn, failed=True)}
             return
-        assert answer is not None
+        if answer is None:  # a stream always ends with its answer; say so rather than show nothing
+            failed = {"role": "assistant", "content": "⚠ the answer was cut short; ask again"}
+            yield {chatbot: [*history, failed], status: status_html(turn, failed=True)}
+            return
         first = answer.citations[0].n if answer.citations else None
         yield {
             chatbot: [*history, {"role": "assistant", "content": answer.text}],
