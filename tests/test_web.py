@@ -206,8 +206,8 @@ def test_upload_of_an_unsupported_file_says_why(page, server) -> None:
 def test_deleting_a_document(page, server) -> None:
     url, backend, _ = server
     towers = next(d.source for d in backend.documents() if d.source.endswith("towers.md"))
-    page.locator("#documents").get_by_text("towers.md").first.click()  # selecting a row picks it
-    expect(page.locator("#doc-pick input")).to_have_value(towers)
+    page.locator("#documents [role=gridcell]").get_by_text("towers.md").click()  # selecting a row picks it
+    expect(page.locator("#doc-pick input")).to_have_value("towers.md")  # shown by name; deleted by path
     page.click("#delete")
     expect(page.locator("#ingest")).to_contain_text("Removed towers.md")
     assert towers not in [d.source for d in backend.documents()]
@@ -309,3 +309,38 @@ def test_screenshot_script(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(out.read_bytes()[16:20], "big"), int.from_bytes(out.read_bytes()[20:24], "big")
     assert (width, height) == (1280, 800)
+
+
+def _lines(page, selector: str) -> float:
+    """How many text lines an element's box holds (its height over its line height)."""
+    return page.evaluate(
+        """(sel) => { const el = document.querySelector(sel);
+                      const lh = parseFloat(getComputedStyle(el).lineHeight) || 1.2 * parseFloat(getComputedStyle(el).fontSize);
+                      return el.getBoundingClientRect().height / lh; }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_layout_stays_readable_on_a_desktop_and_a_phone(browser, server, width: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 844 if width < 500 else 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(server[0])
+        page.wait_for_function(LOADED)
+        ask(page, "How deep is Lake Baikal?")
+        assert _lines(page, "#title h2") < 1.6  # "Tessera" on one line, never "Tesse / ra"
+        headers = page.locator("#documents th")
+        assert headers.count() >= 4
+        for i in range(headers.count()):  # no header broken mid-word ("passag es")
+            box = headers.nth(i).bounding_box()
+            assert box is not None and box["height"] < 48, headers.nth(i).inner_text()
+        rows = int(page.get_attribute("#documents [role=grid]", "aria-rowcount") or 0) - 1  # less the header
+        assert rows == len(server[1].documents())
+        names = page.locator("#documents [role=gridcell]").all_inner_texts()
+        assert "lakes.md" in names and not any("/" in n for n in names)  # names, not paths (the folder is a tooltip)
+        page.screenshot(path=str(ARTIFACTS / f"web-{width}.png"), full_page=True)
+        assert (ARTIFACTS / f"web-{width}.png").stat().st_size > 0
+    finally:
+        context.close()

@@ -12,6 +12,7 @@ from ui.web.app import Assistants, Overrides, friendly
 from ui.web.render import (
     cited_text,
     content_words,
+    document_choices,
     document_rows,
     highlight_passage,
     ingest_html,
@@ -136,8 +137,14 @@ def test_ingest_html_and_document_rows() -> None:
     html = ingest_html(report, [("big.pdf", "too large")])
     assert "Ingested 1" in html and "3 passages" in html and "a.md" in html
     assert "b.xyz: unsupported &lt;type&gt;" in html and "big.pdf: too large" in html
-    record = SimpleNamespace(source="/h/a.md", passages=3, propositions=5, ingested_at=0.0)
-    assert document_rows([record])[0][:3] == ["/h/a.md", 3, 5]
+    record = SimpleNamespace(source="/h/docs/a<b>.md", passages=3, propositions=5, ingested_at=0.0)
+    assert document_rows([record])[0][:3] == ['<span title="/h/docs">a&lt;b&gt;.md</span>', 3, 5]
+    twin = SimpleNamespace(source="/h/other/a<b>.md", passages=1, propositions=1, ingested_at=0.0)
+    solo = SimpleNamespace(source="/h/c.md", passages=1, propositions=1, ingested_at=0.0)
+    # The picker shows file names; a name two folders share is shown with its path.
+    assert document_choices([record, twin, solo]) == [
+        ("/h/docs/a<b>.md", "/h/docs/a<b>.md"), ("/h/other/a<b>.md", "/h/other/a<b>.md"), ("c.md", "/h/c.md")
+    ]
 
 
 def test_overrides_change_only_what_differs(settings: Settings) -> None:

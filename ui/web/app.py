@@ -18,7 +18,16 @@ from assistant.config import Settings
 from assistant.models.base import Generator
 from assistant.types import Answer
 from assistant.backend import ChatBackend, new_session_id
-from ui.web.render import document_rows, ingest_html, source_choices, sources_html, status_html, trace_html
+from ui.web.render import (
+    DOCUMENT_HEADERS,
+    document_choices,
+    document_rows,
+    ingest_html,
+    source_choices,
+    sources_html,
+    status_html,
+    trace_html,
+)
 from ui.web.uploads import save_uploads
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,13 @@ CSS = """
 #trace td, #trace th { border: 1px solid var(--border-color-primary); padding: 2px 8px; text-align: left; }
 #session-info { text-align: right; color: var(--body-text-color-subdued); }
 #documents td, #documents th { font-size: 12px; }
+#documents th, #documents th * { white-space: nowrap; word-break: keep-all; overflow-wrap: normal; }
+#documents td span[title] { overflow-wrap: anywhere; }
+#title h2 { white-space: nowrap; }
+@media (max-width: 640px) {
+  #title { min-width: 0 !important; }
+  #session-info { display: none; }
+}
 """
 
 _BACKENDS = {"transformers", "openai", "folder", "fake"}  # registry prefixes, not names to pick from
@@ -144,7 +160,7 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
         except Exception as exc:  # an unreadable docstore: say so, keep the page
             gr.Warning(friendly(exc))
             records = []
-        return document_rows(records), gr.update(choices=[r.source for r in records], value=None)
+        return document_rows(records), gr.update(choices=document_choices(records), value=None)
 
     def user_of(request: gr.Request | None) -> str:
         return (request.username if request is not None else None) or "default"
@@ -232,8 +248,12 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
         return f'<div class="ingest">{escape(note)}</div>', *documents()
 
     def picked_row(evt: gr.SelectData) -> Any:
-        row = evt.row_value or []
-        return gr.update(value=row[0]) if row else gr.skip()
+        """Selecting a row of the documents table picks that document for deletion."""
+        try:
+            records = backend.documents()
+            return gr.update(value=records[evt.index[0]].source)
+        except (IndexError, TypeError, OSError, ValueError):
+            return gr.skip()
 
     with gr.Blocks(title="Tessera", analytics_enabled=False) as app:
         session_state = gr.State("")
@@ -273,8 +293,8 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                     )
                     ingest_out = gr.HTML("", elem_id="ingest")
                     table = gr.Dataframe(
-                        headers=["source", "passages", "propositions", "ingested at"],
-                        interactive=False, wrap=True, column_widths=["49%", "14%", "17%", "20%"], elem_id="documents",
+                        headers=DOCUMENT_HEADERS, datatype=["html", "number", "number", "str"], interactive=False,
+                        column_widths=["46%", "20%", "15%", "19%"], elem_id="documents",
                     )
                     with gr.Row():
                         doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)

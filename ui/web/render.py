@@ -227,9 +227,24 @@ def ingest_html(report: Any | None, refused: Sequence[tuple[str, str]] = ()) -> 
     return '<div class="ingest">' + "<br>".join(lines) + "</div>"
 
 
+DOCUMENT_HEADERS = ["document", "passages", "facts", "added"]
+
+
 def document_rows(records: Sequence[Any]) -> list[list[Any]]:
-    """Rows of the documents table: source, passages, propositions, ingested at."""
+    """Rows of the documents table: the file name (its folder as a tooltip), passages, propositions ("facts"),
+    the day it was added. Short cells, so nothing breaks mid-word on a narrow column."""
     return [
-        [r.source, r.passages, r.propositions, datetime.fromtimestamp(r.ingested_at).strftime("%Y-%m-%d %H:%M")]
+        [
+            f'<span title="{escape(str(Path(r.source).parent))}">{escape(Path(r.source).name or r.source)}</span>',
+            r.passages,
+            r.propositions,
+            datetime.fromtimestamp(r.ingested_at).strftime("%b %d"),
+        ]
         for r in records
     ]
+
+
+def document_choices(records: Sequence[Any]) -> list[tuple[str, str]]:
+    """The delete picker's choices: the file name shown, the full path as the value (names may repeat)."""
+    names = [Path(r.source).name or r.source for r in records]
+    return [(name if names.count(name) == 1 else r.source, r.source) for name, r in zip(names, records)]
