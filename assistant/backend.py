@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,6 +120,15 @@ class ChatBackend:
             summaries.append(SessionSummary(session, _title(first), started.get(session)))
         return summaries
 
+    def transcript(self, user: str, session: str) -> list[tuple[str, str]]:
+        """A session's ``(question, answer)`` pairs, oldest first: this process's, else memory's."""
+        chat = self._chats.get((user, session))
+        if chat is not None and chat.exchanges:
+            return [(question, answer.text) for question, answer in chat.exchanges]
+        if self.memory is not None:
+            return [(e.question, e.answer) for e in self.memory.records.exchanges(user, session)]
+        return []
+
     def ingest(self, paths: Sequence[Path], *, progress: bool = True) -> Any:
         """Ingests files and folders into the index; returns the `IngestReport`."""
         from ingestion.docstore import DocStore
@@ -159,6 +169,11 @@ class SessionSummary:
     id: str
     title: str
     started: float | None = None
+
+    def label(self, current: bool = False) -> str:
+        """"Dec 06 14:05  How deep is Lake Baikal?  (current)": when, the first question (the id if none)."""
+        when = time.strftime("%b %d %H:%M", time.localtime(self.started)) if self.started else "now"
+        return f"{when}  {self.title or f'(no questions yet) {self.id}'}" + ("  (current)" if current else "")
 
 
 def _title(question: str, width: int = 48) -> str:

@@ -344,3 +344,19 @@ def test_layout_stays_readable_on_a_desktop_and_a_phone(browser, server, width: 
         assert (ARTIFACTS / f"web-{width}.png").stat().st_size > 0
     finally:
         context.close()
+
+
+def test_an_earlier_chat_can_be_reopened_and_continued(page, server) -> None:
+    ask(page, "How deep is Lake Baikal?")
+    first = session_of(page)
+    page.click("#new-chat")
+    expect(page.locator("#session-info")).not_to_contain_text(first)
+    ask(page, "How tall is the Eiffel Tower?")
+    page.click("#chats-box")
+    entry = page.locator("#chats label", has_text="How deep is Lake Baikal?").first
+    entry.click()
+    expect(page.locator("#session-info")).to_contain_text(first)
+    assert count(page, "user") == 1 and "Baikal" in page.inner_text("#chat")
+    assert "Eiffel" not in page.inner_text("#chat")
+    ask(page, "And how old is it?")  # continues that session
+    assert session_of(page) == first and count(page, "user") == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from textual import on
@@ -36,7 +35,7 @@ class SessionListScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         options = [Option(Content.styled("+ New session", "bold"), id="new")]
-        options += [Option(Content(session_label(s, s.id == self.current)), id=f"s:{s.id}") for s in self.sessions]
+        options += [Option(Content(s.label(s.id == self.current)), id=f"s:{s.id}") for s in self.sessions]
         with Vertical(classes="dialog"):
             yield Label("Sessions", classes="dialog-title")
             yield OptionList(*options, id="session-list")
@@ -46,13 +45,6 @@ class SessionListScreen(ModalScreen[str | None]):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         chosen = event.option.id or "new"
         self.dismiss(NEW_SESSION if chosen == "new" else chosen.removeprefix("s:"))
-
-
-def session_label(session: SessionSummary, current: bool = False) -> str:
-    """"Dec 6 14:05  How deep is Lake Baikal?  (current)": when, the first question, then the id if untitled."""
-    when = time.strftime("%b %d %H:%M", time.localtime(session.started)) if session.started else "now"
-    title = session.title or f"(no questions yet) {session.id}"
-    return f"{when}  {title}" + ("  (current)" if current else "")
 
 
 class IngestScreen(ModalScreen[str | None]):

@@ -165,15 +165,37 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
     def user_of(request: gr.Request | None) -> str:
         return (request.username if request is not None else None) or "default"
 
+    def earlier_chats(user: str, current: str | None = None) -> Any:
+        """The user's chats with at least one question, newest first, to reopen one."""
+        try:
+            summaries = [s for s in backend.session_summaries(user) if s.title]
+        except Exception as exc:  # an unreadable memory: say so, keep the page
+            gr.Warning(friendly(exc))
+            summaries = []
+        choices = [(s.label(), s.id) for s in reversed(summaries)]
+        return gr.update(choices=choices, value=current if current in {c[1] for c in choices} else None)
+
     def started(request: gr.Request) -> tuple[Any, ...]:
         session = new_session_id()
-        return session, f"{user_of(request)} · session {session}", *documents()
+        return session, f"{user_of(request)} · session {session}", *documents(), earlier_chats(user_of(request))
 
     def new_chat(request: gr.Request) -> tuple[Any, ...]:
         session = new_session_id()
         empty = gr.update(choices=[], value=None)
         cleared = ([], None, "", empty, sources_html(None), trace_html("", None), "")
-        return session, f"{user_of(request)} · session {session}", *cleared
+        return session, f"{user_of(request)} · session {session}", *cleared, earlier_chats(user_of(request))
+
+    def reopen_chat(session: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Shows an earlier chat; the next question continues it (memory recalls it as that session)."""
+        if not session:
+            return (gr.skip(),) * 10
+        user = user_of(request)
+        messages = []
+        for question, answer_text in backend.transcript(user, session):
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer_text}]
+        empty = gr.update(choices=[], value=None)
+        shown = (messages, None, "", empty, sources_html(None), trace_html("", None), "")
+        return session, f"{user} · session {session}", *shown, earlier_chats(user, session)
 
     def ask(
         question: str, history: list, session: str,
@@ -213,6 +235,7 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
         first = answer.citations[0].n if answer.citations else None
         yield {
             chatbot: [*history, {"role": "assistant", "content": answer.text}],
+            chats: earlier_chats(user_of(request), session),
             answer_state: answer,
             question_state: question,
             picker: gr.update(choices=source_choices(answer), value=first),
@@ -284,6 +307,8 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                         top_k = gr.Slider(1, max(20, d.top_k), value=d.top_k, step=1, label="Passages shown to the model (top-k)")
                         model = gr.Dropdown(models, value=d.generator, allow_custom_value=False, label="Generator", elem_id="opt-model")
             with gr.Column(scale=2):
+                with gr.Accordion("Earlier chats", open=False, elem_id="chats-box"):
+                    chats = gr.Radio([], show_label=False, elem_id="chats")
                 picker = gr.Radio([], label="Cited sources", elem_id="source-pick")
                 sources = gr.HTML(sources_html(None), elem_id="sources")
                 with gr.Accordion("Documents", open=True, elem_id="docs"):
@@ -300,16 +325,17 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                         doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
                         delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
 
-        app.load(started, None, [session_state, session_info, table, doc_pick])  # a new session per page load
-        cleared = [session_state, session_info, chatbot, answer_state, question_state, picker, sources, trace, status]
+        app.load(started, None, [session_state, session_info, table, doc_pick, chats])  # a new session per page load
+        cleared = [session_state, session_info, chatbot, answer_state, question_state, picker, sources, trace, status, chats]
         new_button.click(new_chat, None, cleared)
         chatbot.clear(new_chat, None, cleared)  # the chat's own trash button also starts a new session
+        chats.input(reopen_chat, chats, cleared)
         controls = [question_box, chatbot, session_state, hybrid, hyde, expansion, attention, top_k, model]
         # One set of models and one index: answers, uploads and deletes share one queue and take turns
         # (a per-listener limit would let an upload run while an answer is generated).
         serial = {"concurrency_limit": 1, "concurrency_id": "models-and-index"}
         question_box.submit(
-            ask, controls, [chatbot, question_box, session_state, answer_state, question_state, picker, sources, trace, status],
+            ask, controls, [chatbot, question_box, session_state, answer_state, question_state, picker, sources, trace, status, chats],
             **serial,
         )
         picker.input(lambda answer, n: sources_html(answer, n), [answer_state, picker], sources)
