@@ -1,11 +1,14 @@
-"""What the store takes and gives back: points written, hits found, points scanned."""
+"""What the store takes and gives back: points written, legs queried (with their filters), hits found,
+points scanned."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from retrievers.sparse import SparseVec
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,23 @@ class DateRange:
 
     start: str
     end: str
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One ranked list a query contributes to fusion.
+
+    Attributes:
+        name: What the leg is, for traces (``"q0.dense"``, ``"q0.bm25"``, ``"hyde.dense"``...).
+        using: ``dense`` (a cosine search on the dense vector) or ``sparse`` (BM25 on the sparse vector).
+        vector: The float32 embedding (dense) or the BM25 query vector (sparse).
+        weight: The leg's weight in reciprocal rank fusion.
+        where: Only points whose payload matches these too (a keyword value, a tuple of values any of which
+            may match, or a `DateRange` on a datetime field): a leg that searches one source or period, so its points gain a place beside the others.
+    """
+
+    name: str
+    using: Literal["dense", "sparse"]
+    vector: np.ndarray | SparseVec
+    weight: float = 1.0
+    where: tuple[tuple[str, str | tuple[str, ...] | DateRange], ...] = ()

@@ -19,7 +19,6 @@ import uuid
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +26,18 @@ import numpy as np
 import qdrant_edge as qe
 
 from retrievers.fusion import Fusion, fuse
-from retrievers.points import DateRange, PointInfo, StoreHit, StorePoint  # re-exported: callers import them from here
+from retrievers.points import DateRange, Leg, PointInfo, StoreHit, StorePoint  # re-exported: callers import them from here
+from retrievers.qdrant_forms import (
+    DENSE,
+    SPARSE,
+    client_condition,
+    client_vector,
+    cosine,
+    dense_of,
+    edge_condition,
+    edge_nearest,
+    floats,
+)
 from retrievers.shard_lock import ShardBusy, ShardLock
 from retrievers.sparse import Bm25Encoder, SparseVec
 
@@ -36,7 +46,6 @@ if TYPE_CHECKING:
 
     from assistant.config import Settings
 
-DENSE, SPARSE = "dense", "bm25"
 Mode = Literal["hybrid", "dense", "sparse"]
 Row = tuple[str, list[float], SparseVec, dict[str, Any]]  # point id, dense, sparse, payload
 Found = list[tuple[dict[str, Any], float, list[float] | None]]  # payload, score, dense vector
@@ -55,26 +64,6 @@ _INDEXED = {
 READY, PENDING = "ready", "pending"
 log = logging.getLogger(__name__)
 _SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One ranked list a query contributes to fusion.
-
-    Attributes:
-        name: What the leg is, for traces (``"q0.dense"``, ``"q0.bm25"``, ``"hyde.dense"``...).
-        using: ``dense`` (a cosine search on the dense vector) or ``sparse`` (BM25 on the sparse vector).
-        vector: The float32 embedding (dense) or the BM25 query vector (sparse).
-        weight: The leg's weight in reciprocal rank fusion.
-        where: Only points whose payload matches these too (a keyword value, a tuple of values any of which
-            may match, or a `DateRange` on a datetime field): a leg that searches one source or period, so its points gain a place beside the others.
-    """
-
-    name: str
-    using: Literal["dense", "sparse"]
-    vector: np.ndarray | SparseVec
-    weight: float = 1.0
-    where: tuple[tuple[str, str | tuple[str, ...] | DateRange], ...] = ()
 
 
 class StoreError(RuntimeError):
@@ -175,7 +164,7 @@ class Store(ABC):
         for start in range(0, len(points), _BATCH):
             batch = points[start : start + _BATCH]
             sparse = self._bm25.encode_documents(p.text for p in batch)
-            self._write([(point_id(p.id), _floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
+            self._write([(point_id(p.id), floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
 
     def search(
         self,
@@ -258,7 +247,7 @@ class Store(ABC):
         else:
             found = self._fuse_here(legs, limit, candidates, rrf_k, must, fusion, info)
         ref = None if reference is None else np.asarray(reference, dtype=np.float64)
-        hits = [StoreHit(str(pl.get("unit_id", "")), pl, float(score), _cosine(ref, vec)) for pl, score, vec in found]
+        hits = [StoreHit(str(pl.get("unit_id", "")), pl, float(score), cosine(ref, vec)) for pl, score, vec in found]
         # RRF often ties (rank 1 + rank 3 = rank 3 + rank 1) and engines break ties by storage order; a fixed
         # tie-break keeps results, and the LLM prompts built from them, reproducible.
         return sorted(hits, key=lambda h: (-h.score, h.unit_id))
@@ -374,7 +363,7 @@ class EdgeStore(Store):
     def _facet(self, key: str, limit: int) -> list[tuple[Any, int]]:
         if (shard := self._get()) is None:
             return []
-        ready = qe.Filter(must=[_edge_condition("state", READY)])
+        ready = qe.Filter(must=[edge_condition("state", READY)])
         return [(h.value, h.count) for h in shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True, filter=ready)).hits]
 
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
@@ -402,15 +391,15 @@ class EdgeStore(Store):
     ) -> Found:
         if (shard := self._get()) is None:
             return []
-        only = qe.Filter(must=[_edge_condition(k, v) for k, v in must.items()])
+        only = qe.Filter(must=[edge_condition(k, v) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vector": [DENSE]}
-        nearest = [_edge_nearest(leg) for leg in legs]
+        nearest = [edge_nearest(leg) for leg in legs]
         if len(legs) == 1:
             request = qe.QueryRequest(query=nearest[0], filter=only, **out)
         else:
             prefetches = [qe.Prefetch(limit=candidates, query=q, filter=only) for q in nearest]
             request = qe.QueryRequest(prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k, weights=weights), **out)
-        return [(p.payload or {}, p.score, _named(p.vector)) for p in shard.query(request)]
+        return [(p.payload or {}, p.score, dense_of(p.vector)) for p in shard.query(request)]
 
     def _exists(self) -> bool:
         return (self.path / "edge_config.json").is_file()
@@ -523,7 +512,7 @@ class ClientStore(Store):
         if not self._exists():
             return []
         m = _models()
-        ready = m.Filter(must=[_client_condition(m, "state", READY)])
+        ready = m.Filter(must=[client_condition(m, "state", READY)])
         return [(h.value, h.count) for h in self.client.facet(self.collection, key, facet_filter=ready, limit=limit, exact=True).hits]
 
     def _page(self, offset: Any, limit: int) -> tuple[list[dict[str, Any]], Any]:
@@ -554,9 +543,9 @@ class ClientStore(Store):
         if not self._exists():
             return []
         m = _models()
-        only = m.Filter(must=[_client_condition(m, k, v) for k, v in must.items()])
+        only = m.Filter(must=[client_condition(m, k, v) for k, v in must.items()])
         out = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
-        queries = [(_client_vector(m, leg), DENSE if leg.using == "dense" else SPARSE) for leg in legs]
+        queries = [(client_vector(m, leg), DENSE if leg.using == "dense" else SPARSE) for leg in legs]
         if len(legs) == 1:
             query, using = queries[0]
             result = self.client.query_points(self.collection, query=query, using=using, query_filter=only, **out)
@@ -564,7 +553,7 @@ class ClientStore(Store):
             prefetch = [m.Prefetch(query=q, using=using, limit=candidates, filter=only) for q, using in queries]
             fusion = m.RrfQuery(rrf=m.Rrf(k=rrf_k, weights=weights))
             result = self.client.query_points(self.collection, prefetch=prefetch, query=fusion, **out)
-        return [(p.payload or {}, p.score, _named(p.vector)) for p in result.points]
+        return [(p.payload or {}, p.score, dense_of(p.vector)) for p in result.points]
 
     def _exists(self) -> bool:
         self._ready = self._ready or self.client.collection_exists(self.collection)
@@ -579,22 +568,6 @@ def open_store(settings: Settings) -> Store:
         client = QdrantClient(url=settings.store.qdrant_url, api_key=settings.store.qdrant_api_key)
         return ClientStore(client, settings.store.collection)
     return EdgeStore(settings.qdrant_path, settings.store.collection)
-
-
-def _edge_condition(key: str, value: str | tuple[str, ...] | DateRange) -> Any:
-    if isinstance(value, DateRange):
-        return qe.FieldCondition(key=key, range=qe.RangeDateTime(gte=value.start, lt=value.end))
-    if isinstance(value, tuple):
-        return qe.FieldCondition(key=key, match=qe.MatchAny(list(value)))
-    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
-
-
-def _client_condition(m: Any, key: str, value: str | tuple[str, ...] | DateRange) -> Any:
-    if isinstance(value, DateRange):
-        return m.FieldCondition(key=key, range=m.DatetimeRange(gte=value.start, lt=value.end))
-    if isinstance(value, tuple):
-        return m.FieldCondition(key=key, match=m.MatchAny(any=list(value)))
-    return m.FieldCondition(key=key, match=m.MatchValue(value=value))
 
 
 def _models() -> Any:
@@ -616,32 +589,3 @@ def _dimension_error(collection: str, existing: int | None, wanted: int, elsewhe
         f"collection {collection!r} holds {held} but {wanted}-dimensional ones were asked for (another embedder?): "
         f"use a new collection name (store.collection) or {elsewhere}, or re-ingest"
     )
-
-
-def _edge_nearest(leg: Leg) -> Any:
-    if isinstance(leg.vector, SparseVec):
-        return qe.Query.Nearest(qe.SparseVector(leg.vector.indices, leg.vector.values), using=SPARSE)
-    return qe.Query.Nearest(_floats(leg.vector), using=DENSE)
-
-
-def _client_vector(m: Any, leg: Leg) -> Any:
-    if isinstance(leg.vector, SparseVec):
-        return m.SparseVector(indices=leg.vector.indices, values=leg.vector.values)
-    return _floats(leg.vector)
-
-
-def _floats(vector: np.ndarray) -> list[float]:
-    return np.asarray(vector, dtype=np.float32).astype(float).tolist()
-
-
-def _named(vector: Any) -> list[float] | None:
-    return vector.get(DENSE) if isinstance(vector, dict) else None
-
-
-def _cosine(query: np.ndarray | None, vector: list[float] | None) -> float | None:
-    # From the returned vector, so every mode reports the same number for the same point.
-    if query is None or vector is None:
-        return None
-    v = np.asarray(vector, dtype=np.float64)
-    denom = float(np.linalg.norm(query) * np.linalg.norm(v))
-    return float(query @ v / denom) if denom else 0.0
