@@ -257,7 +257,8 @@ class MemorySettings(_Section):
     words; no model) or ``llm`` (the generator lists the exchange's keywords, as MemGAS does; one more model
     call per exchange)."""
     llm_filter: bool = False
-    """Ask the generator to drop recalled units that don't bear on the question."""
+    """Ask the generator to drop recalled units that don't bear on the question (MemGAS' filter). Off: with
+    Qwen 0.5B it dropped more than half of the recalled evidence on LoCoMo (docs/EVALUATION.md §6)."""
     min_similarity: float = Field(0.5, ge=-1.0, le=1.0)
     """Recalled units less similar (cosine) to the question stay out of the prompt's "conversation so far"
     block (they remain in the trace): a small model copies whatever earlier answer it is shown."""
