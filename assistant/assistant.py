@@ -240,7 +240,7 @@ class Assistant:
         question: str,
         *,
         history: Sequence[Exchange] = (),
-        memory: str = "",
+        conversation: str = "",
         recalled: Sequence[MemoryUnit] = (),
         trace: Trace | None = None,
     ) -> Iterator[TurnEvent]:
@@ -253,7 +253,7 @@ class Assistant:
         Args:
             question: The user's question.
             history: Earlier exchanges of this conversation, oldest first (rewrites a follow-up).
-            memory: The recalled "conversation so far" block for the prompt.
+            conversation: The recalled "conversation so far" block for the prompt (from the user's memory).
             recalled: The memory units in that block: evidence too. When any was recalled, the relevance
                 gate asks the model even if no document is relevant, and an answer they support is not flagged.
             trace: A trace to continue (memory recall records into it first); a fresh one if None.
@@ -292,7 +292,7 @@ class Assistant:
         example = needs_example(self.generator)
 
         def prompt_for(ordered: Sequence[Hit]) -> tuple[list[Message], list[str]]:
-            return build_messages(question, ordered, example=example, memory=memory), source_blocks(ordered)
+            return build_messages(question, ordered, example=example, conversation=conversation), source_blocks(ordered)
 
         context = self.settings.context
         shown = hits
@@ -301,7 +301,7 @@ class Assistant:
         whole = {id(s): h for s, h in zip(shown, hits)}
         shown = ContextOrderer(context.order, context.sort_rounds).arrange(shown, self.generator, prompt_for, trace)
         yield from finished()
-        messages = build_messages(question, shown, example=example, memory=memory)
+        messages = build_messages(question, shown, example=example, conversation=conversation)
         hits = [whole[id(s)] for s in shown]  # the answer is checked against, and shows, whole passages
         pieces: list[str] = []
         with trace.stage("generate", generator=self.generator.name) as info:
@@ -328,9 +328,9 @@ class Assistant:
         yield from finished()  # the support check and citations
         yield TurnEvent(answer=final)
 
-    def ask(self, question: str, *, history: Sequence[Exchange] = (), memory: str = "") -> Answer:
+    def ask(self, question: str, *, history: Sequence[Exchange] = (), conversation: str = "") -> Answer:
         """Answers ``question`` (the last event of `stream`)."""
-        return final_answer(self.stream(question, history=history, memory=memory))
+        return final_answer(self.stream(question, history=history, conversation=conversation))
 
     def warm_up(self, *, generator: bool = True) -> None:
         """Loads the models and opens the store now, so the first question does not wait for them.

@@ -56,7 +56,7 @@ class ChatSession:
         else:
             recent = self.exchanges[-settings.recent_exchanges :] if settings.recent_exchanges else []
             history = [Exchange(q, a.text) for q, a in recent]
-        for event in self.assistant.stream(question, history=history, memory=block, recalled=relevant, trace=trace):
+        for event in self.assistant.stream(question, history=history, conversation=block, recalled=relevant, trace=trace):
             if event.answer is not None:
                 self.exchanges.append((question, event.answer))
                 self._remember(Exchange(question, event.answer.text), event.answer.trace)

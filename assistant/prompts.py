@@ -76,7 +76,7 @@ def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     return "Sources:\n" + "\n".join(source_blocks(hits, max_chars))
 
 
-def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False, memory: str = "") -> list[Message]:
+def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False, conversation: str = "") -> list[Message]:
     """The chat messages for one question over its sources.
 
     Args:
@@ -84,12 +84,12 @@ def build_messages(question: str, hits: Sequence[Hit], *, example: bool = False,
         hits: The sources, numbered from 1 in this order.
         example: Prepend a worked example. Base models (no chat template) need it to learn the format;
             on SmolLM2-Instruct it lowered F1 slightly (eval/generator_choice.py), so instruct models skip it.
-        memory: A "Conversation so far" block recalled from memory, placed before the sources (context for
-            the question, not a source to cite).
+        conversation: A "Conversation so far" block recalled from memory, placed before the sources (context
+            for the question, not a source to cite).
     """
     prefix = f"{EXAMPLE}\n\n" if example else ""
-    conversation = f"{memory.strip()}\n\n" if memory.strip() else ""
-    user = f"{prefix}{conversation}{format_sources(hits)}\n\nQuestion: {question.strip()}\nAnswer:"
+    recalled = f"{conversation.strip()}\n\n" if conversation.strip() else ""
+    user = f"{prefix}{recalled}{format_sources(hits)}\n\nQuestion: {question.strip()}\nAnswer:"
     return [Message("system", SYSTEM), Message("user", user)]
 
 

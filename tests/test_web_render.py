@@ -8,7 +8,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.types import Answer, Citation, Hit, StageRecord, Trace
-from ui.web.app import Assistants, Overrides, friendly
+from ui.web.app import TabAssistants, Overrides, friendly
 from ui.web.render import (
     cited_text,
     content_words,
@@ -165,7 +165,7 @@ def test_assistants_share_the_backend_components(settings: Settings, fake_embedd
     from assistant.assistant import Assistant
 
     base = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=object())  # type: ignore[arg-type]
-    pool = Assistants(base, offered=[base.settings.models.generator, "fake:hello"])
+    pool = TabAssistants(base, offered=[base.settings.models.generator, "fake:hello"])
     assert pool.get(pool.defaults) is base
     dense = pool.get(pool.defaults.with_controls(False, False, "off", True, 4, ""))
     assert dense is not base and dense.settings.retrieval.mode == "dense"
@@ -179,7 +179,7 @@ def test_only_offered_generators_can_be_picked(settings: Settings, fake_embedder
     from assistant.assistant import Assistant
 
     base = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=object())  # type: ignore[arg-type]
-    pool = Assistants(base)
+    pool = TabAssistants(base)
     assert pool.offered[0] == settings.models.generator and "qwen2.5-coder-0.5b" in pool.offered
     assert not any(":" in name for name in pool.offered)  # no folder, endpoint or fake backends
     for sent in ("folder:/etc", "openai:gpt-4o", "transformers:/home/someone/model", "fake:hi"):

@@ -101,7 +101,7 @@ def offered_generators(default: str) -> list[str]:
     return [default] + [n for n in generator_names() if n not in _BACKENDS and n != default]
 
 
-class Assistants:
+class TabAssistants:
     """One `Assistant` per set of overrides, sharing the backend assistant's embedder, store and generator.
 
     Args:
@@ -149,7 +149,7 @@ def friendly(exc: Exception) -> str:
 
 def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
     """The web chat over ``backend``. Launch it with ``css=CSS`` (Gradio 6 takes css at launch), or use `serve`."""
-    assistants = Assistants(backend.assistant)
+    assistants = TabAssistants(backend.assistant)
     d = assistants.defaults
     uploads = backend.settings.home / "uploads"
     models = assistants.offered
