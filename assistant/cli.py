@@ -471,9 +471,19 @@ def _print_checks(report: Any, *, problems_only: bool = False) -> None:
 
 
 @app.command()
-def config(home: HomeOption = None, set_: SetOption = None) -> None:
-    """Print the effective settings (defaults ← tessera.toml ← TESSERA_* ← flags) as JSON."""
+def config(
+    home: HomeOption = None,
+    set_: SetOption = None,
+    pipeline: Annotated[bool, typer.Option("--pipeline", help="Print the stages a question runs through instead.")] = False,
+) -> None:
+    """Print the effective settings (defaults ← tessera.toml ← TESSERA_* ← flags) as JSON, or with --pipeline
+    the stages a question runs through with them, in order."""
     settings = _settings(home, set_)
+    if pipeline:
+        from assistant.pipeline_view import pipeline_lines
+
+        typer.echo("\n".join(pipeline_lines(settings)))
+        return
     typer.echo(settings.model_dump_json(indent=2, exclude={"models": {"openai_api_key"}, "store": {"qdrant_api_key"}}))
 
 

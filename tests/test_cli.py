@@ -221,3 +221,14 @@ def test_any_failure_ends_in_one_line_and_debug_shows_the_traceback(
         main(["docs", "--debug", "--home", str(tmp_path)])
     assert "scripts/setup.sh" in describe_failure(ModuleNotFoundError("No module named 'llama_cpp'", name="llama_cpp"))
     assert describe_failure(KeyError("kq_soft_max")) == "KeyError: 'kq_soft_max'"
+
+
+def test_config_pipeline_prints_the_stages_in_order_with_their_settings(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config", "--pipeline", "--home", str(tmp_path), "--set", "query.hyde=true", "--set", "retrieval.links=0"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    names = [line[4:38].strip() for line in lines]
+    assert names.index("embed the query") < names.index("HyDE") < names.index("search") < names.index("generate")
+    assert "HyDE                               on, 1 passage(s)" in result.output
+    assert "title links (second hop)           off" in result.output
+    assert all(line.rstrip().endswith("]") for line in lines)  # each names the module that does it
