@@ -72,7 +72,7 @@ class ContextCompressor:
         """Indices of the sentences each hit keeps: its best, then the best of all while the budget lasts."""
         flat = [(i, j) for i, parts in enumerate(split) for j in range(len(parts))]
         texts = [f"{(hits[i].title or '').strip()}: {split[i][j]}".lstrip(": ") for i, j in flat]
-        vectors = self.embedder.embed([question, *texts])
+        vectors = np.vstack([self.embedder.embed_queries([question]), self.embedder.embed(texts)])
         scores = vectors[1:] @ vectors[0]
         ranked = [flat[k] for k in np.argsort(-scores, kind="stable")]
         keep: list[set[int]] = [set() for _ in hits]

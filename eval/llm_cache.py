@@ -83,6 +83,24 @@ class CachedGenerator(Generator):
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (key, "".join(pieces), time.perf_counter() - began)
             )
 
+    def next_token_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        # A judgement (reranking) is deterministic too: cached like a reply, as JSON, under its own key.
+        key = self._key(messages, 0, ["logprobs", *options])
+        with self._lock:
+            row = self._db.execute("SELECT text, seconds FROM replies WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            self.hits += 1
+            self.replayed_seconds += row[1]
+            return json.loads(row[0])
+        self.misses += 1
+        began = time.perf_counter()
+        logprobs = self.inner.next_token_logprobs(messages, options)
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (key, json.dumps(logprobs), time.perf_counter() - began)
+            )
+        return logprobs
+
     def _key(self, messages: Sequence[Message], max_new_tokens: int, stop: Sequence[str]) -> str:
         # The backend class too: one model name answers differently on llama.cpp and on transformers.
         data = [self.name, type(self.inner).__name__, [(m.role, m.content) for m in messages], max_new_tokens, list(stop)]

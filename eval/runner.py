@@ -51,7 +51,7 @@ class QA(Protocol):
 
 
 # Trace stages that are part of retrieval (query steps, search, legs), summed into a row's retrieval latency.
-RETRIEVAL_STAGES = ("rewrite", "decompose", "embed_query", "hyde", "expand", "csqe", "metadata", "search", "legs", "retrieve", "llm_replayed")
+RETRIEVAL_STAGES = ("rewrite", "decompose", "embed_query", "hyde", "expand", "csqe", "metadata", "search", "rerank", "legs", "retrieve", "llm_replayed")
 
 
 @dataclass(frozen=True)

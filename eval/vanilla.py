@@ -49,11 +49,11 @@ class LlamaIndexEmbedding(BaseEmbedding):
         return "TesseraEmbedding"
 
     def _embed(self, texts: Sequence[str]) -> list[Embedding]:
-        # The one implementation; every sync and async entry point below delegates here.
+        # Documents: every sync and async text entry point below delegates here (queries use embed_queries).
         return self._embedder.embed(list(texts)).tolist()
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embed([query])[0]
+        return self._embedder.embed_queries([query])[0].tolist()
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._embed([text])[0]

@@ -138,7 +138,7 @@ class Memory:
 
         with (trace or Trace()).stage("memory", router=m.router, session=session) as info:
             self._ensure()
-            qvec = self.embedder.embed([query])[0]
+            qvec = self.embedder.embed_queries([query])[0]
             hits: dict[str, list[StoreHit]] = {}
             for g in GRANULARITIES:
                 found = self.store.query([Leg("memory", "dense", qvec)], limit=m.candidates, candidates=m.candidates,

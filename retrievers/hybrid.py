@@ -26,6 +26,7 @@ from retrievers.expansion import LLMExpander
 from retrievers.hyde import HyDE
 from retrievers.links import linked_titles, title_index
 from retrievers.query_analysis import Mentions, analyse
+from retrievers.rerank import LLMReranker
 from retrievers.rewrite import ConversationalRewriter
 from retrievers.sparse import SparseVec, weighted_sum
 from retrievers.store import Leg, Store, StoreHit
@@ -141,6 +142,7 @@ class HybridRetriever:
             collapse = None  # each proposition is its own context
         per_document = self.settings.max_per_document
         limit = k * _OVERFETCH if collapse or per_document else k
+        limit = max(limit, self.settings.rerank)
         # Spreading reorders the fused list; it must not deepen each leg (score fusion normalises over the
         # candidates, so more of them would change the ranking being spread).
         candidates = max(self.settings.candidates, k if per_document and not collapse else limit)
@@ -163,11 +165,15 @@ class HybridRetriever:
             if per_document:
                 hits = spread_documents(hits, per_document)
                 info["max_per_document"] = per_document
-            hits = hits[:k]
+            hits = hits[: max(k, self.settings.rerank)]
             info["hits"] = [
                 {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
                 for h in hits
             ]
+        if self.settings.rerank > 1 and len(hits) > 1:
+            with trace.stage("rerank", top_n=self.settings.rerank) as info:
+                hits = LLMReranker(self._llm(), self.settings.rerank).rerank(plan.variants[0], hits, info)
+        hits = hits[:k]
         if self.settings.trace_legs and len(plan.legs) > 1:
             with trace.stage("legs", candidates=candidates) as info:
                 info["legs"] = {
@@ -262,7 +268,7 @@ class HybridRetriever:
                 parts = decompose(variants[0])
                 info["parts"] = parts
         with trace.stage("embed_query", embedder=self.embedder.name, variants=variants, parts=len(parts)):
-            embedded = self.embedder.embed(variants + parts)
+            embedded = self.embedder.embed_queries(variants + parts)
         vectors, part_vectors = embedded[: len(variants)], embedded[len(variants) :]
         dense = list(vectors)
         hyde_used = False

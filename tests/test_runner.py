@@ -242,6 +242,27 @@ def test_llm_cache_replays_a_reply_and_charges_its_original_time(tmp_path: Path)
     assert reopened.generate(messages, max_new_tokens=8) == "first reply"  # survives the process
 
 
+def test_llm_cache_replays_a_judgement_too(tmp_path: Path) -> None:
+    from assistant.models.fake import FakeGenerator
+    from eval.llm_cache import CachedGenerator
+
+    class Judge(FakeGenerator):
+        asked = 0
+
+        def next_token_logprobs(self, messages, options):
+            self.asked += 1
+            return {"Yes": -0.5, "No": -1.0}
+
+    inner = Judge()
+    cached = CachedGenerator(inner, tmp_path / "cache.sqlite")
+    messages = [Message("user", "Is this relevant?")]
+    assert cached.next_token_logprobs(messages, ("Yes", "No")) == {"Yes": -0.5, "No": -1.0}
+    assert cached.next_token_logprobs(messages, ("Yes", "No")) == {"Yes": -0.5, "No": -1.0}
+    assert inner.asked == 1 and cached.hits == 1
+    assert cached.generate(messages, max_new_tokens=0) == "I don't know."  # a reply is not a judgement
+    cached.close()
+
+
 @pytest.mark.integration
 def test_eval_run_judges_offline_with_a_bundled_judge(settings: Settings, tmp_path: Path) -> None:
     # The fake generator answers (the real small ones may abstain, leaving nothing to judge); the real

@@ -38,6 +38,14 @@ class Embedder(ABC):
             A float32 array of shape ``(len(texts), dimension)`` with unit-length rows.
         """
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeds search queries (as `embed` does documents).
+
+        Symmetric models embed both alike; asymmetric ones (E5 wants ``query:`` before a question and
+        ``passage:`` before a document) override this.
+        """
+        return self.embed(texts)
+
 
 class Generator(ABC):
     """Writes text for a list of chat messages, streamed or whole.
@@ -84,6 +92,16 @@ class Generator(ABC):
         return "".join(
             self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
         )
+
+
+    def next_token_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """Log-probabilities that the answer to ``messages`` starts with each of ``options`` (one prefill, no
+        decoding): each option's first token is scored. Used to read a yes/no judgement as a number.
+
+        Raises:
+            NotImplementedError: The backend exposes no token probabilities (endpoints, fakes).
+        """
+        raise NotImplementedError(f"{self.name} gives no token probabilities")
 
 
 class StopTrimmer:

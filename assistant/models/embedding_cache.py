@@ -65,6 +65,10 @@ class CachedEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([np.asarray(found[k], dtype=np.float32) for k in keys])
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        # Queries are asked once: they go to the model, uncached (the cache is keyed for documents).
+        return self.inner.embed_queries(texts)
+
     def close(self) -> None:
         """Closes the SQLite file; safe to call twice."""
         with self._lock:

@@ -7,7 +7,7 @@ two contexts over one file share its pages.
 
 The prompt is rendered here from the chat template stored in the file (`ChatTemplate`, sandboxed) and
 tokenised with special tokens parsed; document text cannot smuggle a control token in, because
-`assistant.prompts.quote` defuses them before they reach the prompt.
+`assistant.models.quoting.quote` defuses them before they reach the prompt.
 """
 
 from __future__ import annotations
@@ -177,6 +177,34 @@ class LlamaCppGenerator(Generator):
                         yield text
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"generator {self.name} failed: {exc}") from exc
+
+    def next_token_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        import numpy as np
+        import llama_cpp
+
+        llama = self.load()
+        tokens = self.tokenize(self.render(messages))
+        first = {option: llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options}
+        with self._lock:
+            if self._sliding_window:
+                llama.reset()  # see _stream: no prefix reuse with a sliding-window cache
+            # Reuse the cached prefix (the instruction and question repeat across a reranked list); at least
+            # the last token is evaluated again so that its logits are fresh.
+            cached = list(llama.input_ids[: llama.n_tokens])
+            shared = 0
+            while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+                shared += 1
+            llama.n_tokens = shared
+            try:
+                llama.eval(tokens[shared:])
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"generator {self.name} failed: {exc}") from exc
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(llama.n_vocab(),)
+            ).astype(np.float64)
+        top = logits.max()
+        log_total = top + np.log(np.exp(logits - top).sum())
+        return {option: float(logits[token] - log_total) for option, token in first.items()}
 
     # -- attention -------------------------------------------------------------------------------
 

@@ -179,6 +179,16 @@ class TransformersGenerator(Generator):
         # A base model: the messages read as one document, ending where the answer should start.
         return "\n\n".join(m.content for m in messages)
 
+    def next_token_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        import torch
+
+        model, tokenizer = self.load()
+        inputs = tokenizer(self.render(messages), return_tensors="pt", add_special_tokens=not self.has_chat_template)
+        with torch.inference_mode():
+            logits = model(**inputs).logits[0, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return {o: float(logprobs[tokenizer(o, add_special_tokens=False)["input_ids"][0]]) for o in options}
+
     def _stream(self, messages: Sequence[Message], max_new_tokens: int, temperature: float) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer

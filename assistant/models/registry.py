@@ -182,6 +182,24 @@ def _minilm(_: str, settings: Settings) -> Embedder:
     return minilm(settings.ingestion.batch_size, settings.models.embedder_dtype)
 
 
+@register_embedder("e5-small")
+def _e5_small(_: str, settings: Settings) -> Embedder:
+    from assistant.models.e5 import E5Embedder
+
+    return E5Embedder(threads=settings.models.threads)
+
+
+@register_embedder("mpnet")
+def _mpnet(_: str, settings: Settings) -> Embedder:
+    from assistant.models.embedders import SentenceTransformerEmbedder
+    from assistant.models.mpnet import ensure_folder
+
+    return SentenceTransformerEmbedder(
+        ensure_folder(settings.model_cache), "all-mpnet-base-v2", 768, settings.ingestion.batch_size,
+        settings.models.embedder_dtype,
+    )
+
+
 @register_embedder("folder")
 def _folder(path: str, settings: Settings) -> Embedder:
     from assistant.models.embedders import SentenceTransformerEmbedder
