@@ -346,6 +346,25 @@ class Assistant:
         if callable(load):
             load()
 
+    def preload_generator(self) -> threading.Thread:
+        """Starts loading a local generator's weights in a background thread and returns the thread.
+
+        `tessera ask` calls this first: the generator loads while the question is embedded and searched (the
+        embedder's load and torch's import are most of that time), instead of after them. A failure here is
+        left for the answering call to report; join the thread before exiting.
+        """
+
+        def load() -> None:
+            try:
+                if callable(loader := getattr(self.generator, "load", None)):
+                    loader()
+            except Exception:  # noqa: BLE001 - the same load runs again when the answer is generated, and says why
+                pass
+
+        thread = threading.Thread(target=load, name="tessera-generator-load", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         """Releases the store (the embedded Qdrant shard lock)."""
         if self._store is not None:

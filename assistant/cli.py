@@ -144,6 +144,7 @@ def ask(
 
     assistant = Assistant(settings)
     backend = None
+    loading = assistant.preload_generator()  # in parallel with embedding and searching the question
     try:
         if session is not None:  # a conversation: memory recalls this user's earlier turns and remembers this one
             from assistant.backend import ChatBackend
@@ -161,6 +162,7 @@ def ask(
     except (ModelError, StoreError, ValueError) as exc:
         _fail(str(exc))
     finally:
+        loading.join()
         (backend or assistant).close()
     assert answer is not None
     if conversation is not None and conversation.memory_error:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nltk.stem.porter import PorterStemmer
+import snowballstemmer
 
 from assistant.citations import cited_numbers
 from assistant.types import Hit
@@ -48,12 +48,15 @@ _STOPWORDS = frozenset(
     he she we they them his her their our your my me us him about also only just very more most some any each
     all both either neither other another same own s t yes""".split()
 )
-_STEMMER = PorterStemmer()
+# Snowball's Porter stemmer, not NLTK's: importing nltk pulls in scipy.stats and took 1.6 s of every
+# `tessera ask`; snowballstemmer imports in 10 ms. The two agree on 98 % of the dev corpora's words, and the
+# support study scores the same with either (docs/EVALUATION.md §7).
+_STEMMER = snowballstemmer.stemmer("porter")
 
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    return _STEMMER.stem(word)
+    return _STEMMER.stemWord(word)
 
 
 def content_words(text: str) -> set[str]:

@@ -151,3 +151,32 @@ def test_components_are_built_once_when_the_warm_up_and_a_question_race(settings
     for t in threads:
         t.join()
     assert len(built) == 1 and len({id(e) for e in seen}) == 1
+
+
+class SlowLoadingGenerator(FakeGenerator):
+    """A fake with a `load` that records the thread it ran in (and can fail, as a missing file would)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.loaded_in: list[str] = []
+
+    def load(self) -> None:
+        import threading
+
+        self.loaded_in.append(threading.current_thread().name)
+        if self.fail:
+            raise OSError("model file missing")
+
+
+def test_the_generator_preloads_in_a_background_thread(settings: Settings, fake_embedder) -> None:
+    generator = SlowLoadingGenerator()
+    Assistant(settings, embedder=fake_embedder, generator=generator).preload_generator().join()
+    assert generator.loaded_in == ["tessera-generator-load"]
+
+
+def test_a_failed_preload_is_left_for_the_answer_to_report(settings: Settings, fake_embedder) -> None:
+    generator = SlowLoadingGenerator(fail=True)
+    thread = Assistant(settings, embedder=fake_embedder, generator=generator).preload_generator()
+    thread.join()
+    assert generator.loaded_in and not thread.is_alive()  # no exception escaped the thread
