@@ -338,6 +338,14 @@ class Doctor:
     def _memory_store(self) -> Store:
         if self._memory is None:
             self._memory = memory_store(self.settings)
+            # A repair writes recorded vectors back, made by the model whose vectors the store holds (the
+            # configured one where it holds none).
+            if held := self._memory.values("embedder"):
+                self._memory.bind_embedder(held[0])
+            elif self._memory.count() == 0:
+                from assistant.models.registry import create_embedder
+
+                self._memory.bind_embedder(create_embedder(self.settings).name)
             self._owned.append(self._memory)
         return self._memory
 

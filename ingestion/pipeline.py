@@ -121,6 +121,7 @@ class Ingestor:
         if settings.models.embedding_cache and not isinstance(embedder, CachedEmbedder):
             embedder = CachedEmbedder(embedder, settings.embedding_cache_path)
         self.embedder = embedder
+        store.bind_embedder(embedder.name)
         self.splitter = PassageSplitter(
             settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count
         )

@@ -99,6 +99,7 @@ class Memory:
             )
         self.llm_stats: Counter[str] = Counter()
         self.settings, self.embedder, self.store, self.records = settings, embedder, store, records
+        store.bind_embedder(embedder.name)
         self._generator = generator
         self._ensured = False
         self._lock = threading.RLock()  # a turn's writes and re-clustering are one step per user

@@ -107,6 +107,7 @@ class HybridRetriever:
     ) -> None:
         self.store = store
         self.embedder = embedder
+        store.bind_embedder(embedder.name)
         self.settings = settings
         self.context = context or ContextSettings()
         self.query = query or QuerySettings(rewrite=False)

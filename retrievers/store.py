@@ -18,6 +18,7 @@ import threading
 import uuid
 import warnings
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,7 +61,9 @@ _INDEXED = {
     # What a document says about itself (ingestion.metadata), for filters on a source or a time range.
     "site": "Keyword", "author": "Keyword", "file_name": "Keyword", "date": "Datetime", "modified": "Datetime",
     "title": "Keyword",  # linked titles: a passage naming another document's title leads to it
+    "embedder": "Keyword",  # which model's vectors a point holds (`Store.bind_embedder`)
 }  # fmt: skip
+LEGACY_EMBEDDER = "all-MiniLM-L6-v2"  # the default embedder before points recorded theirs
 READY, PENDING = "ready", "pending"
 log = logging.getLogger(__name__)
 _SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
@@ -81,6 +84,31 @@ class Store(ABC):
     def __init__(self) -> None:
         self._bm25 = Bm25Encoder()
         self.generation = 0  # counts this process's publishes and deletes: caches of what is stored key on it
+        self._embedder: str | None = None
+        self._embedder_checked = False
+
+    def bind_embedder(self, name: str) -> None:
+        """Declares the embedder whose vectors this process writes and searches with.
+
+        Points record it (payload ``embedder``); the first search or write checks that the collection was
+        built by the same model. Two models of one dimension (MiniLM and e5-small are both 384) would
+        otherwise compare vectors from different spaces and rank at random, without any error.
+        """
+        if name != self._embedder:
+            self._embedder, self._embedder_checked = name, False
+
+    def _check_embedder(self) -> None:
+        if self._embedder is None or self._embedder_checked:
+            return
+        # Points written before they recorded their embedder come from the only default of that time.
+        built = self.values("embedder") or ([LEGACY_EMBEDDER] if self.count() else [])
+        if built and self._embedder not in built:
+            raise StoreError(
+                f"this index was built with the embedder {built[0]}, but {self._embedder} was asked for: vectors of "
+                "two models cannot be compared. Set models.embedder back to the one that built it, or ingest into "
+                "a new home (--home DIR) or a new collection (store.collection)"
+            )
+        self._embedder_checked = True
 
     @abstractmethod
     def ensure(self, dimension: int) -> None:
@@ -161,6 +189,9 @@ class Store(ABC):
         for p in points:
             if "doc_id" not in p.payload or p.payload.get("unit_id") != p.id:
                 raise ValueError(f"the payload of {p.id!r} needs doc_id and unit_id == id")
+        self._check_embedder()
+        if self._embedder is not None:
+            points = [replace(p, payload={**p.payload, "embedder": self._embedder}) for p in points]
         for start in range(0, len(points), _BATCH):
             batch = points[start : start + _BATCH]
             sparse = self._bm25.encode_documents(p.text for p in batch)
@@ -236,6 +267,7 @@ class Store(ABC):
             fusion: How several legs are fused (`retrievers.fusion`).
             info: Filled with ``fusion_weights`` (each leg's weight this query) by ``rrf-confidence``.
         """
+        self._check_embedder()
         if not legs:
             raise ValueError("a query needs at least one leg")
         weights = [leg.weight for leg in legs]

@@ -457,3 +457,36 @@ def test_an_older_shard_gains_the_newer_payload_indexes(tmp_path: Path) -> None:
         again.ensure(DIM)
         dated(again)
         assert again.values("site") == ["Meridian Post", "Summit Wire"]
+
+
+def test_an_index_refuses_an_embedder_other_than_the_one_that_built_it(settings, fake_embedder) -> None:
+    from dataclasses import replace as _replace
+
+    from retrievers.store import LEGACY_EMBEDDER, StoreError, StorePoint, open_store
+
+    vector = fake_embedder.embed(["Lake Baikal"])[0]
+    point = StorePoint("d:0", vector, "Lake Baikal", {"doc_id": "d", "unit_id": "d:0", "unit": "passage"})
+    with open_store(settings) as store:
+        store.ensure(len(vector))
+        store.bind_embedder("model-a")
+        store.upsert([point])
+        store.publish(["d"])
+        assert store.values("embedder") == ["model-a"]
+    with open_store(settings) as store:  # a later process with another model of the same dimension
+        store.ensure(len(vector))
+        store.bind_embedder("model-b")
+        with pytest.raises(StoreError, match="built with the embedder model-a, but model-b"):
+            store.search(vector, "Lake Baikal", mode="dense", limit=1, candidates=5)
+        with pytest.raises(StoreError, match="model-a"):
+            store.upsert([_replace(point, id="d:1", payload={**point.payload, "unit_id": "d:1"})])
+        store.bind_embedder("model-a")  # the right one searches as before
+        assert store.search(vector, "Lake Baikal", mode="dense", limit=1, candidates=5)
+    # An index written before points recorded their embedder was built by the default of that time.
+    legacy = settings.model_copy(update={"home": settings.home / "legacy"})
+    with open_store(legacy) as store:
+        store.ensure(len(vector))
+        store.upsert([point])  # nothing bound: no embedder recorded
+        store.publish(["d"])
+        store.bind_embedder("multilingual-e5-small-q4")
+        with pytest.raises(StoreError, match=LEGACY_EMBEDDER):
+            store.search(vector, "Lake Baikal", mode="dense", limit=1, candidates=5)
