@@ -217,6 +217,12 @@ class Assistant:
                 )
             return self._retriever
 
+    @property
+    def min_relevance(self) -> float:
+        """The relevance gate's cosine floor: ``retrieval.min_relevance``, else the embedder's calibrated one."""
+        configured = self.settings.retrieval.min_relevance
+        return self.embedder.relevance_floor if configured is None else configured
+
     def search(
         self,
         query: str,
@@ -277,10 +283,10 @@ class Assistant:
                 info["k"] = len(hits)
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         with trace.stage("relevance_gate", best_dense_score=round(best, 4)) as info:
-            documents = bool(hits) and best >= self.settings.retrieval.min_relevance
+            documents = bool(hits) and best >= self.min_relevance
             relevant = documents or bool(recalled)
             info["passed"] = relevant
-            info["min_relevance"] = self.settings.retrieval.min_relevance
+            info["min_relevance"] = self.min_relevance
             info["documents_relevant"] = documents
             info["memory_relevant"] = len(recalled)
         yield from finished()

@@ -51,7 +51,7 @@ class ChatSession:
         if self.memory is not None:
             recalled = self.memory.recall(self.user, self.session, question, trace)
             block = self.memory.context_block(recalled, settings.budget_tokens)
-            relevant = recalled.relevant(settings.min_similarity) if block else ()
+            relevant = recalled.relevant(self.memory.min_similarity) if block else ()
             history = self.memory.history(self.user, self.session)
         else:
             recent = self.exchanges[-settings.recent_exchanges :] if settings.recent_exchanges else []

@@ -159,9 +159,10 @@ class RetrievalSettings(_Section):
     """Weight of the BM25 legs in fusion."""
     trace_legs: bool = True
     """Also run each leg alone so the trace shows every leg's hits next to the fused list (a few ms)."""
-    min_relevance: float = Field(0.25, ge=-1.0, le=1.0)
+    min_relevance: float | None = Field(None, ge=-1.0, le=1.0)
     """Cosine similarity the best passage must reach; below it Tessera says the documents don't cover
-    the question instead of asking the generator."""
+    the question instead of asking the generator. Unset: the embedder's calibrated floor (MiniLM 0.25,
+    e5-small 0.79, mpnet 0.2; docs/EVALUATION.md §4)."""
 
 
 class QuerySettings(_Section):
@@ -265,9 +266,10 @@ class MemorySettings(_Section):
     llm_filter: bool = False
     """Ask the generator to drop recalled units that don't bear on the question (MemGAS' filter). Off: with
     Qwen 0.5B it dropped more than half of the recalled evidence on LoCoMo (docs/EVALUATION.md §6)."""
-    min_similarity: float = Field(0.5, ge=-1.0, le=1.0)
+    min_similarity: float | None = Field(None, ge=-1.0, le=1.0)
     """Recalled units less similar (cosine) to the question stay out of the prompt's "conversation so far"
-    block (they remain in the trace): a small model copies whatever earlier answer it is shown."""
+    block (they remain in the trace): a small model copies whatever earlier answer it is shown. Unset: the
+    embedder's calibrated floor (MiniLM 0.5; docs/EVALUATION.md §4)."""
     budget_tokens: int = Field(300, ge=0, le=8000)
     """Token budget (whitespace words) of the "conversation so far" block in the prompt."""
     recent_exchanges: int = Field(3, ge=0, le=20)

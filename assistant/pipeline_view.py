@@ -29,7 +29,7 @@ def pipeline_lines(settings: Settings) -> list[str]:
          f"at most {r.max_per_document} passage(s) per document first" if r.max_per_document else "off"),
         ("rerank by the model's judgement", "retrievers/rerank.py", f"top {r.rerank} by {llm}" if r.rerank else "off"),
         ("select", "assistant/selection.py", f"adaptive-k, at least {r.min_k}, at most {r.top_k}" if r.adaptive_k else f"top {r.top_k}"),
-        ("relevance gate", "assistant/assistant.py", f"abstain below cosine {r.min_relevance}"),
+        ("relevance gate", "assistant/assistant.py", f"abstain below cosine {r.min_relevance if r.min_relevance is not None else 'of the embedder'}"),
         ("compress", "assistant/compression.py", f"{c.budget_words} words" if c.budget_words else "off (whole passages)"),
         ("order the context", "assistant/ordering.py",
          c.order + (f", {c.sort_rounds} round(s)" if c.order == "attention" else "")),

@@ -129,6 +129,12 @@ class Memory:
             self._associate(user, [u.id for u in units])
         return units
 
+    @property
+    def min_similarity(self) -> float:
+        """Cosine floor of what is shown to the generator: ``memory.min_similarity``, else the embedder's."""
+        configured = self.settings.memory.min_similarity
+        return self.embedder.memory_floor if configured is None else configured
+
     def recall(self, user: str, session: str, query: str, trace: Trace | None = None) -> Recall:
         """The user's memories that bear on ``query``, from any of their sessions; recorded as stage "memory"."""
         _check(user, session)
@@ -189,7 +195,7 @@ class Memory:
         budget = self.settings.memory.budget_tokens if budget_tokens is None else budget_tokens
         header = "Conversation so far:"
         lines, used = [], len(header.split())
-        floor = self.settings.memory.min_similarity
+        floor = self.min_similarity
         scores = recall.scores or (1.0,) * len(recall.units)
         for unit, score in zip(recall.units, scores):
             if score < floor:  # recalled, but too far from the question to show the model

@@ -180,3 +180,15 @@ def test_a_failed_preload_is_left_for_the_answer_to_report(settings: Settings, f
     thread = Assistant(settings, embedder=fake_embedder, generator=generator).preload_generator()
     thread.join()
     assert generator.loaded_in and not thread.is_alive()  # no exception escaped the thread
+
+
+def test_the_relevance_gate_uses_the_embedders_floor_unless_a_setting_names_one(
+    settings: Settings, fake_embedder, fake_generator
+) -> None:
+    class CompressedScale(FakeEmbedder):
+        relevance_floor = 0.9  # a model whose unrelated texts score high (as E5's do)
+
+    assert Assistant(settings, embedder=fake_embedder, generator=fake_generator).min_relevance == 0.25
+    assert Assistant(settings, embedder=CompressedScale(), generator=fake_generator).min_relevance == 0.9
+    pinned = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.4})})
+    assert Assistant(pinned, embedder=CompressedScale(), generator=fake_generator).min_relevance == 0.4

