@@ -52,6 +52,10 @@ CSS = """
 @media (max-width: 640px) {
   #title { min-width: 0 !important; }
   #session-info { display: none; }
+  /* On a phone every shown header and value stays whole: a smaller type, and the facts count gives way. */
+  #documents td, #documents th, #documents [role=gridcell] { font-size: 11px; }
+  #documents th, #documents [role=gridcell] { padding-left: 4px !important; padding-right: 4px !important; }
+  #documents th:nth-child(3), #documents [role=gridcell][data-col="2"] { display: none; }
 }
 """
 
@@ -319,7 +323,7 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                     ingest_out = gr.HTML("", elem_id="ingest")
                     table = gr.Dataframe(
                         headers=DOCUMENT_HEADERS, datatype=["html", "number", "number", "str"], interactive=False,
-                        column_widths=["46%", "20%", "15%", "19%"], elem_id="documents",
+                        column_widths=["36%", "26%", "14%", "24%"], elem_id="documents",
                     )
                     with gr.Row():
                         doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
