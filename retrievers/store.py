@@ -64,6 +64,8 @@ _INDEXED = {
     "embedder": "Keyword",  # which model's vectors a point holds (`Store.bind_embedder`)
 }  # fmt: skip
 LEGACY_EMBEDDER = "all-MiniLM-L6-v2"  # the default embedder before points recorded theirs
+# Model names as points record them → the models.embedder value that selects them (for error messages).
+_BUNDLED_EMBEDDERS = {"all-MiniLM-L6-v2": "minilm", "multilingual-e5-small-q4": "e5-small", "all-mpnet-base-v2": "mpnet"}
 READY, PENDING = "ready", "pending"
 log = logging.getLogger(__name__)
 _SCANNED = ("unit_id", "doc_id", "state")  # the payload fields `Store.scan` reads
@@ -103,10 +105,12 @@ class Store(ABC):
         # Points written before they recorded their embedder come from the only default of that time.
         built = self.values("embedder") or ([LEGACY_EMBEDDER] if self.count() else [])
         if built and self._embedder not in built:
+            setting = _BUNDLED_EMBEDDERS.get(built[0])
+            back = f"--set models.embedder={setting}" if setting else "models.embedder set to the one that built it"
             raise StoreError(
                 f"this index was built with the embedder {built[0]}, but {self._embedder} was asked for: vectors of "
-                "two models cannot be compared. Set models.embedder back to the one that built it, or ingest into "
-                "a new home (--home DIR) or a new collection (store.collection)"
+                f"two models cannot be compared. Use {back}, or ingest your documents again into a new home "
+                "(--home DIR) or a new collection (store.collection) to use the new one"
             )
         self._embedder_checked = True
 

@@ -194,10 +194,12 @@ def _mpnet(_: str, settings: Settings) -> Embedder:
     from assistant.models.embedders import SentenceTransformerEmbedder
     from assistant.models.mpnet import ensure_folder
 
-    return SentenceTransformerEmbedder(
+    embedder = SentenceTransformerEmbedder(
         ensure_folder(settings.model_cache), "all-mpnet-base-v2", 768, settings.ingestion.batch_size,
         settings.models.embedder_dtype,
     )
+    embedder.memory_floor = 0.48  # matched to MiniLM's 0.5 by the share of memories shown (EVALUATION §4)
+    return embedder
 
 
 @register_embedder("folder")
