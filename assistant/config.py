@@ -365,13 +365,16 @@ class Settings(BaseSettings):
         return self.models.cache_dir or self.home / "models"
 
     @property
+    def shared_model_cache(self) -> Path:
+        """Where models shipped in parts are joined, once for every home: ``models.cache_dir``, or the platform's
+        user cache (the files are verified by their pinned sha256, so homes can share them; a 1.1 GB copy
+        per home would not be worth it)."""
+        return self.models.cache_dir or Path(platformdirs.user_cache_dir("tessera"))
+
+    @property
     def gguf_cache(self) -> Path:
-        """Where bundled GGUF files shipped in parts are joined: ``<cache_dir>/gguf``, or one folder in the
-        platform's user cache shared by every home (the files are verified by their pinned sha256, so homes
-        can share them; a 1.1 GB copy per home would not be worth it)."""
-        if self.models.cache_dir:
-            return self.models.cache_dir / "gguf"
-        return Path(platformdirs.user_cache_dir("tessera")) / "gguf"
+        """Where bundled GGUF files shipped in parts are joined (``<shared_model_cache>/gguf``)."""
+        return self.shared_model_cache / "gguf"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

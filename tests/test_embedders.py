@@ -103,9 +103,9 @@ def test_e5_small_ranks_the_answering_passage_first_and_tells_queries_from_passa
 @pytest.mark.slow
 def test_mpnet_is_joined_once_verified_and_embeds(settings: Settings) -> None:
     mpnet = create_embedder(settings, "mpnet")
-    folder = settings.model_cache / "all-mpnet-base-v2"
+    folder = settings.shared_model_cache / "all-mpnet-base-v2"
     assert (folder / "model.safetensors").exists() and (folder / ".unpacked").exists()
-    assert not list(settings.model_cache.glob("*.partial"))
+    assert not list(settings.shared_model_cache.glob("*.partial"))
     vectors = mpnet.embed(["Lake Baikal is the deepest lake.", "The Eiffel Tower is in Paris."])
     query = mpnet.embed_queries(["Which lake is the deepest?"])[0]
     assert vectors.shape == (2, 768) and int(np.argmax(vectors @ query)) == 0

@@ -195,7 +195,7 @@ def _mpnet(_: str, settings: Settings) -> Embedder:
     from assistant.models.mpnet import ensure_folder
 
     embedder = SentenceTransformerEmbedder(
-        ensure_folder(settings.model_cache), "all-mpnet-base-v2", 768, settings.ingestion.batch_size,
+        ensure_folder(settings.shared_model_cache), "all-mpnet-base-v2", 768, settings.ingestion.batch_size,
         settings.models.embedder_dtype,
     )
     embedder.memory_floor = 0.48  # matched to MiniLM's 0.5 by the share of memories shown (EVALUATION §4)
