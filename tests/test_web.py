@@ -341,7 +341,7 @@ def test_layout_stays_readable_on_a_desktop_and_a_phone(browser, server, width: 
             assert box is not None and box["height"] < 48, headers.nth(i).inner_text()
         page.locator("#documents").scroll_into_view_if_needed()
         clipped = page.evaluate(  # text cut off ("pas...", by CSS or by the table's own truncation)
-            """() => [...document.querySelectorAll('#documents th, #documents [role=gridcell]')]
+            r"""() => [...document.querySelectorAll('#documents th, #documents [role=gridcell]')]
                      .filter(c => c.offsetParent !== null)
                      .flatMap(c => [c, ...c.querySelectorAll('*')])
                      .filter(e => e.textContent.trim() && getComputedStyle(e).display !== 'none'
