@@ -132,7 +132,7 @@ def ask(
     session: SessionOption = None,
     user: UserOption = "default",
 ) -> None:
-    """Answer a question from the indexed documents, citing sources as [n]."""
+    """Answer from the indexed documents, citing sources as [n]."""
     settings = _settings(home, set_, retrieval__top_k=top_k, models__generator=generator)
     stream = sys.stdout.isatty() if stream is None else stream
     _quiet_libraries()
@@ -452,6 +452,43 @@ def doctor(
         if not final.healthy and not repair:
             typer.echo("Run `tessera doctor --repair` to fix.")
     raise typer.Exit(0 if final.healthy else 1)
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="The Qdrant server URL (http://host:6333), or a folder for qdrant-client's local mode.")],
+    home: HomeOption = None,
+    set_: SetOption = None,
+    api_key: Annotated[str | None, typer.Option(help="The server's API key (also read from QDRANT_API_KEY).")] = None,
+) -> None:
+    """Copy the embedded index and memory to a Qdrant server (nothing is re-embedded)."""
+    settings = _settings(home, set_)
+    if settings.store.qdrant_url:
+        _fail(f"this home already uses the server {settings.store.qdrant_url} (store.qdrant_url): nothing embedded to migrate")
+    from qdrant_client import QdrantClient
+
+    from memory.storage import shard_path
+    from retrievers.migrate import copy_shard
+    from retrievers.store import ClientStore, EdgeStore, StoreError
+
+    is_url = to.startswith(("http://", "https://"))
+    client = QdrantClient(url=to, api_key=api_key or os.environ.get("QDRANT_API_KEY")) if is_url else QdrantClient(path=to)
+    pairs = [
+        (EdgeStore(settings.qdrant_path, settings.store.collection), settings.store.collection),
+        (EdgeStore(shard_path(settings), "memory"), f"{settings.store.collection}-memory"),
+    ]
+    try:
+        for source, collection in pairs:
+            with source:
+                copied = copy_shard(source, ClientStore(client, collection), progress=sys.stderr.isatty())
+            typer.echo(f"copied {copied.points} points from {copied.source} into collection {collection!r}")
+    except StoreError as exc:
+        _fail(str(exc))
+    finally:
+        client.close()
+    if is_url:
+        typer.echo(f"Now use it: export TESSERA_STORE__QDRANT_URL={to} (or store.qdrant_url in tessera.toml); the home's "
+                   "docstore and memory records stay where they are")
 
 
 def _print_checks(report: Any, *, problems_only: bool = False) -> None:

@@ -201,6 +201,12 @@ class Store(ABC):
             sparse = self._bm25.encode_documents(p.text for p in batch)
             self._write([(point_id(p.id), floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
 
+    def write_rows(self, rows: list[Row]) -> None:
+        """Writes points exactly as another store holds them (`retrievers.migrate`): vectors and payload as
+        given, nothing re-encoded, no embedder check (the payload already names its embedder)."""
+        self.generation += 1
+        self._write(rows)
+
     def search(
         self,
         dense: np.ndarray | None,
@@ -440,6 +446,26 @@ class EdgeStore(Store):
     def _exists(self) -> bool:
         return (self.path / "edge_config.json").is_file()
 
+    def rows(self, page: int = 256) -> Iterator[list[Row]]:
+        """Every point, whole (dense and BM25 vectors, payload), in pages: what `retrievers.migrate` copies."""
+        if (shard := self._get()) is None:
+            return
+        offset: Any = None
+        while True:
+            records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=page, with_payload=True, with_vector=True))
+            yield [
+                (str(r.id), list(r.vector[DENSE]), SparseVec(list(r.vector[SPARSE].indices), list(r.vector[SPARSE].values)),
+                 dict(r.payload or {}))
+                for r in records
+            ]
+            if offset is None:
+                return
+
+    @property
+    def dimension(self) -> int | None:
+        """The dense vector size of the existing shard (None before it exists)."""
+        return self._stored_dimension()
+
     def _stored_dimension(self) -> int | None:
         # Edge persists its config here (documented); None leaves the check to load().
         try:
@@ -505,22 +531,26 @@ class ClientStore(Store):
     def ensure(self, dimension: int) -> None:
         m = _models()
         if self.client.collection_exists(self.collection):
-            params = self.client.get_collection(self.collection).config.params
-            vectors, sparse = params.vectors, params.sparse_vectors or {}
+            # A collection made beforehand (a cluster's, with its own shard_number and replication_factor) is
+            # used if its vectors fit; it gains whatever payload indexes it lacks.
+            info = self.client.get_collection(self.collection)
+            vectors, sparse = info.config.params.vectors, info.config.params.sparse_vectors or {}
             existing = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
             existing = existing if SPARSE in sparse else None
             if existing != dimension:
                 raise _dimension_error(self.collection, existing, dimension, "another server")
+            missing = {f: k for f, k in _INDEXED.items() if f not in (info.payload_schema or {})}
         else:
             self.client.create_collection(
                 self.collection,
                 vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
             )
-            with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
-                warnings.simplefilter("ignore", UserWarning)
-                for field, kind in _INDEXED.items():
-                    self.client.create_payload_index(self.collection, field, getattr(m.PayloadSchemaType, kind.upper()))
+            missing = dict(_INDEXED)
+        with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
+            warnings.simplefilter("ignore", UserWarning)
+            for field, kind in missing.items():
+                self.client.create_payload_index(self.collection, field, getattr(m.PayloadSchemaType, kind.upper()))
         self._ready = True
 
     def delete_docs(self, doc_ids: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["forget"], ["config"], ["eval"], ["eval", "run"], ["chat"], ["web"], ["memory"], ["memory", "list"], ["memory", "forget"]]
+    "command", [[], ["ingest"], ["ask"], ["search"], ["docs"], ["migrate"], ["forget"], ["config"], ["eval"], ["eval", "run"], ["chat"], ["web"], ["memory"], ["memory", "list"], ["memory", "forget"]]
 )
 def test_help_on_every_command(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
