@@ -77,7 +77,9 @@ def main() -> None:
         print("| floor | gate: on-topic passed | gate: off-topic passed | memory: top-4 shown | memory: evidence kept |")
         print("|---|---|---|---|---|")
         low = float(np.quantile(np.concatenate([gate["off"], memory["shown"]]), 0.01))
-        for floor in np.round(np.arange(round(low, 2), 0.95, 0.01 if low > 0.6 else 0.05), 2):
+        step = 0.01 if low > 0.6 else 0.05  # a compressed scale (E5) needs a finer grid
+        grid = np.round(np.arange(np.floor(low / step) * step, 0.95, step), 2)
+        for floor in sorted({*grid.tolist(), embedder.relevance_floor, embedder.memory_floor}):
             print(f"| {floor:.2f} | {np.mean(gate['on'] >= floor):.3f} | {np.mean(gate['off'] >= floor):.3f} "
                   f"| {np.mean(memory['shown'] >= floor):.3f} | {np.mean(memory['evidence'] >= floor):.3f} |")
 
