@@ -113,8 +113,12 @@ def _rest_on_memory(
     verdicts: list[Support], recalled: Sequence[MemoryUnit], checker: SupportChecker, question: str
 ) -> tuple[list[Support], list[dict[str, str]]]:
     """Sentences no document supports, checked against the recalled conversation: those it supports are
-    marked supported, and where they came from is returned for the trace and the interfaces."""
-    remembered = [Hit(u.id, u.text, 1.0, f"session {u.session_id}", u.id, u.session_id) for u in recalled]
+    marked supported, and where they came from is returned for the trace and the interfaces.
+
+    Only what the user said is evidence. The assistant's own earlier replies are not: an unverified answer
+    recalled next time would otherwise vouch for itself ("From the conversation") and pass as supported.
+    """
+    remembered = [Hit(u.id, users_words(u.text), 1.0, f"session {u.session_id}", u.id, u.session_id) for u in recalled]
     if not remembered:
         return verdicts, []
     given = checker.premises(question)
@@ -127,6 +131,14 @@ def _rest_on_memory(
             v = replace(v, supported=True)
         out.append(v)
     return out, found
+
+
+_ASSISTANT_PART = re.compile(r"(?:^|\n)Assistant:.*?(?=\nUser:|\Z)", re.DOTALL)
+
+
+def users_words(text: str) -> str:
+    """A memory unit's text without the assistant's replies (``User: … / Assistant: …`` turns)."""
+    return _ASSISTANT_PART.sub("", text).strip()
 
 
 def needs_example(generator: Generator) -> bool:

@@ -48,6 +48,31 @@ def test_a_fact_from_an_earlier_session_is_answered_and_cited_as_the_conversatio
         backend.close()
 
 
+def test_the_assistants_own_earlier_reply_is_not_evidence_for_itself(
+    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
+) -> None:
+    settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.5})})
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world, 1,642 metres deep.\n")
+    assistant = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=open_store(settings))
+    backend = ChatBackend(settings, assistant=assistant)
+    try:
+        backend.ingest([corpus], progress=False)
+        # The user never says the codename; the model invents one anyway, and it is shown unverified.
+        fake_generator.enqueue("Your project codename is Redwing.", "Your project codename is Redwing.")
+        first = backend.chat("ann", "s1").ask("How deep is Lake Baikal, and what is my project codename?")
+        assert not first.abstained and "Redwing" in "".join(first.unsupported) + answer_text(first)
+        assert "From the conversation" not in answer_text(first)
+        again = backend.chat("ann", "s2").ask("What is my project codename?")
+        stages = {s.name: s.details for s in again.trace.stages}
+        assert any("Redwing" in m["text"] for m in stages["memory"]["recalled"])  # recalled, with the reply in it
+        assert not stages["cite"].get("from_memory")  # but the reply does not vouch for itself
+        assert "From the conversation" not in answer_text(again)
+    finally:
+        backend.close()
+
+
 def test_a_memory_failure_never_costs_the_answer_and_is_retried(
     settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
 ) -> None:
