@@ -323,7 +323,7 @@ def build_app(backend: ChatBackend, *, max_upload_mb: float = 50) -> gr.Blocks:
                     ingest_out = gr.HTML("", elem_id="ingest")
                     table = gr.Dataframe(
                         headers=DOCUMENT_HEADERS, datatype=["html", "number", "number", "str"], interactive=False,
-                        column_widths=["36%", "26%", "14%", "24%"], elem_id="documents",
+                        column_widths=["40%", "26%", "12%", "22%"], elem_id="documents",
                     )
                     with gr.Row():
                         doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
