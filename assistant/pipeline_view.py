@@ -7,6 +7,18 @@ from __future__ import annotations
 from assistant.config import Settings
 
 
+def _gate_floor(settings: Settings) -> str:
+    """The relevance gate's floor: the setting, else the embedder's own (built, not loaded, to read it)."""
+    if settings.retrieval.min_relevance is not None:
+        return str(settings.retrieval.min_relevance)
+    from assistant.models.registry import create_embedder
+
+    try:
+        return f"{create_embedder(settings).relevance_floor} ({settings.models.embedder}'s)"
+    except Exception:  # noqa: BLE001 - a missing model package: the pipeline still prints
+        return "of the embedder"
+
+
 def pipeline_lines(settings: Settings) -> list[str]:
     """One line per stage, in the order a turn runs them (`Assistant.stream`, `ChatSession.stream`)."""
     s, q, r, c = settings, settings.query, settings.retrieval, settings.context
@@ -29,7 +41,7 @@ def pipeline_lines(settings: Settings) -> list[str]:
          f"at most {r.max_per_document} passage(s) per document first" if r.max_per_document else "off"),
         ("rerank by the model's judgement", "retrievers/rerank.py", f"top {r.rerank} by {llm}" if r.rerank else "off"),
         ("select", "assistant/selection.py", f"adaptive-k, at least {r.min_k}, at most {r.top_k}" if r.adaptive_k else f"top {r.top_k}"),
-        ("relevance gate", "assistant/assistant.py", f"abstain below cosine {r.min_relevance if r.min_relevance is not None else 'of the embedder'}"),
+        ("relevance gate", "assistant/assistant.py", f"abstain below cosine {_gate_floor(s)}"),
         ("compress", "assistant/compression.py", f"{c.budget_words} words" if c.budget_words else "off (whole passages)"),
         ("order the context", "assistant/ordering.py",
          c.order + (f", {c.sort_rounds} round(s)" if c.order == "attention" else "")),
