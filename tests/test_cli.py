@@ -231,4 +231,7 @@ def test_config_pipeline_prints_the_stages_in_order_with_their_settings(tmp_path
     assert names.index("embed the query") < names.index("HyDE") < names.index("search") < names.index("generate")
     assert "HyDE                               on, 1 passage(s)" in result.output
     assert "title links (second hop)           off" in result.output
+    assert "abstain below cosine 0.79 (e5-small's)" in result.output  # the default embedder's own floor
+    pinned = runner.invoke(app, ["config", "--pipeline", "--home", str(tmp_path), "--set", "retrieval.min_relevance=0.3"])
+    assert "abstain below cosine 0.3 " in pinned.output
     assert all(line.rstrip().endswith("]") for line in lines)  # each names the module that does it
