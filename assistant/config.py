@@ -153,6 +153,9 @@ class RetrievalSettings(_Section):
     """Rerank the first N hits by the generator's judgement of each passage (`retrievers.rerank`; the model
     of ``query.generator``, else the answering one; local models only). One prefill per passage: with
     Qwen 1.5B about N × 2 s here. 0: off (docs/EVALUATION.md §4 measures it)."""
+    rerank_order: Literal["fuse", "replace"] = "fuse"
+    """How the judged order is used: ``fuse`` it with the first stage's by reciprocal rank fusion, or
+    ``replace`` the first stage's with it (measured: worse, docs/EVALUATION.md §4)."""
     rrf_k: int = Field(60, ge=1)
     """The k constant of reciprocal rank fusion (score = Σ 1 / (k + rank))."""
     dense_weight: float = Field(1.0, gt=0)

@@ -33,7 +33,8 @@ declare -A rows=(
   [11b-links-2]="--set retrieval.links=2"
   [12-e5-small]="--set models.embedder=e5-small"
   [12b-mpnet]="--set models.embedder=mpnet"
-  [13-rerank-20]="--set retrieval.rerank=20 $generator"
+  [13-rerank-20]="--set retrieval.rerank=20 --set retrieval.rerank_order=replace $generator"
+  [13b-rerank-20-fused]="--set retrieval.rerank=20 $generator"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do

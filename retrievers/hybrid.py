@@ -172,8 +172,9 @@ class HybridRetriever:
                 for h in hits
             ]
         if self.settings.rerank > 1 and len(hits) > 1:
-            with trace.stage("rerank", top_n=self.settings.rerank) as info:
-                hits = LLMReranker(self._llm(), self.settings.rerank).rerank(plan.variants[0], hits, info)
+            with trace.stage("rerank", top_n=self.settings.rerank, order=self.settings.rerank_order) as info:
+                reranker = LLMReranker(self._llm(), self.settings.rerank, self.settings.rerank_order)
+                hits = reranker.rerank(plan.variants[0], hits, info)
         hits = hits[:k]
         if self.settings.trace_legs and len(plan.legs) > 1:
             with trace.stage("legs", candidates=candidates) as info:

@@ -22,6 +22,7 @@ INSTRUCTION = (
     "passage contains information that helps answer the question, No if it does not."
 )
 OPTIONS = ("Yes", "No")
+_RRF_K = 60  # as the hybrid search fuses its legs
 _PASSAGE_CHARS = 2000  # a passage is ~250 tokens by default; a proposition hit may carry a longer parent
 
 
@@ -45,13 +46,19 @@ class LLMReranker:
         generator: A local generator (`Generator.next_token_logprobs`); endpoints and fakes without token
             probabilities leave the order as it was, and the trace says so.
         top_n: How many of the first hits to judge.
+        order: ``fuse``: reciprocal rank fusion of the first stage's order and the judged one (k = 60), so a
+            weak judge moves hits only where it agrees with retrieval or is sure; ``replace``: the judged order
+            alone.
     """
 
-    def __init__(self, generator: Generator, top_n: int) -> None:
+    def __init__(self, generator: Generator, top_n: int, order: str = "fuse") -> None:
         if top_n < 2:
             raise ValueError(f"reranking needs at least two hits to reorder, got top_n={top_n}")
+        if order not in ("fuse", "replace"):
+            raise ValueError(f"order must be 'fuse' or 'replace', got {order!r}")
         self.generator = generator
         self.top_n = top_n
+        self.order = order
 
     def rerank(self, question: str, hits: Sequence[Hit], info: dict[str, Any]) -> list[Hit]:
         """``hits`` with the first ``top_n`` reordered by judged relevance (stable on ties)."""
@@ -70,5 +77,9 @@ class LLMReranker:
             scores.append(logprobs["Yes"] - logprobs["No"])
         order = sorted(range(len(head)), key=lambda i: -scores[i])  # sorted() is stable: ties keep rank order
         info["scores"] = {head[i].unit_id: round(scores[i], 3) for i in order}
+        if self.order == "fuse":
+            judged_rank = {i: r for r, i in enumerate(order)}
+            fused = {i: 1 / (_RRF_K + i + 1) + 1 / (_RRF_K + judged_rank[i] + 1) for i in range(len(head))}
+            order = sorted(range(len(head)), key=lambda i: -fused[i])
         # Scores stay the first stage's: abstention and adaptive-k read similarities, not judgements.
         return [head[i] for i in order] + tail

@@ -18,7 +18,7 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_every_row_on_every_set_by_default() -> None:
     lines = _run().stdout.splitlines()
     runs = [line for line in lines if line.startswith("eval run")]
-    assert len(runs) == 3 * 20
+    assert len(runs) == 3 * 21
     assert {line.split()[2] for line in runs} == {"data/squad2", "data/hotpotqa", "data/musique"}
     assert "eval run data/squad2 --out runs/ablation/squad2/3-hybrid --home .tessera-eval --retrieval-only --no-progress" in lines
     assert [line for line in lines if line.startswith("eval table")] == [
@@ -31,7 +31,7 @@ def test_limit_samples_every_row_alike_and_rerank_asks_the_query_generator() -> 
     assert [line for line in result.stdout.splitlines() if line.startswith("eval run")] == [
         "eval run data/musique --out r/musique/3-hybrid --home h --retrieval-only --no-progress --limit 50",
         "eval run data/musique --out r/musique/13-rerank-20 --home h --retrieval-only --no-progress --limit 50"
-        " --set retrieval.rerank=20 --set query.generator=qwen2.5-coder-1.5b",
+        " --set retrieval.rerank=20 --set retrieval.rerank_order=replace --set query.generator=qwen2.5-coder-1.5b",
     ]
 
 

@@ -43,11 +43,22 @@ HITS = [hit(0, "rivers and hills"), hit(1, "a farm"), hit(2, "the answer is 1889
 
 def test_judged_hits_move_up_and_the_rest_keep_their_order() -> None:
     info: dict = {}
-    ranked = LLMReranker(KeywordJudge("1889"), top_n=3).rerank("When?", HITS, info)
+    ranked = LLMReranker(KeywordJudge("1889"), top_n=3, order="replace").rerank("When?", HITS, info)
     # Only the first three are judged: u2 rises to the top; u3 holds 1889 too but lies beyond top_n.
     assert [h.unit_id for h in ranked] == ["u2", "u0", "u1", "u3", "u4"]
     assert info["judged"] == 3 and list(info["scores"]) == ["u2", "u0", "u1"]
     assert ranked[0].score == HITS[2].score  # first-stage scores are kept for abstention
+
+
+def test_fusing_moves_a_hit_only_as_far_as_both_orders_agree() -> None:
+    # Judged order u2, u0, u1; first stage u0, u1, u2: RRF puts u0 (1st and 2nd) ahead of u2 (3rd and 1st).
+    ranked = LLMReranker(KeywordJudge("1889"), top_n=3).rerank("When?", HITS, {})
+    assert [h.unit_id for h in ranked] == ["u0", "u2", "u1", "u3", "u4"]
+
+
+def test_an_unknown_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="fuse"):
+        LLMReranker(FakeGenerator(), top_n=3, order="blend")
 
 
 def test_ties_keep_the_first_stage_order() -> None:
@@ -90,7 +101,7 @@ def test_retriever_reranks_the_top_n_and_records_the_stage(store_with_docs, fake
     assert "Eiffel" in first_stage[0].text
     judge = KeywordJudge("Baikal")  # a judge that prefers the other passage, to see the order change
     retriever = HybridRetriever(
-        store_with_docs, fake_embedder, RetrievalSettings(top_k=1, rerank=2), generator=lambda: judge
+        store_with_docs, fake_embedder, RetrievalSettings(top_k=1, rerank=2, rerank_order="replace"), generator=lambda: judge
     )
     trace = Trace()
     hits = retriever.retrieve(question, trace)
