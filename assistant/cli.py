@@ -469,7 +469,8 @@ def migrate(
 
     from memory.storage import shard_path
     from retrievers.migrate import copy_shard
-    from retrievers.store import ClientStore, EdgeStore, StoreError
+    from retrievers.client_store import ClientStore
+    from retrievers.store import EdgeStore, StoreError
 
     is_url = to.startswith(("http://", "https://"))
     client = QdrantClient(url=to, api_key=api_key or os.environ.get("QDRANT_API_KEY")) if is_url else QdrantClient(path=to)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from retrievers.store import ClientStore, EdgeStore, StoreError
+from retrievers.client_store import ClientStore
+from retrievers.store import EdgeStore, StoreError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from assistant.types import Exchange, MemoryUnit
 from ingestion.docstore import DocStore
 from ingestion.pipeline import Ingestor
 from memory import Memory, MemoryRecords
-from retrievers.store import PENDING, ClientStore, EdgeStore, PointInfo, Store, StoreError, StorePoint, open_store
+from retrievers.client_store import ClientStore
+from retrievers.store import PENDING, EdgeStore, PointInfo, Store, StoreError, StorePoint, open_store
 
 runner = CliRunner()
 DIM = 64

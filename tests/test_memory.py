@@ -12,7 +12,8 @@ from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.types import Exchange, MemoryUnit, Trace, to_dict
 from memory import Memory, MemoryRecords, Recall
-from retrievers.store import ClientStore, EdgeStore, Store
+from retrievers.client_store import ClientStore
+from retrievers.store import EdgeStore, Store
 
 
 def open_memory(settings: Settings, embedder: FakeEmbedder, path: Path, store: Store | None = None, **kw) -> Memory:

@@ -15,7 +15,8 @@ from ingestion.docstore import DocStore
 from ingestion.pipeline import Ingestor
 from retrievers.hybrid import HybridRetriever
 from retrievers.migrate import copy_shard
-from retrievers.store import ClientStore, EdgeStore, StoreError, open_store
+from retrievers.client_store import ClientStore
+from retrievers.store import EdgeStore, StoreError, open_store
 
 
 def indexed_home(settings: Settings, tmp_path: Path, embedder: FakeEmbedder) -> None:

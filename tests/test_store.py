@@ -17,8 +17,8 @@ from assistant.config import Settings
 from retrievers.fusion import dbsf, rrf_confidence
 from retrievers.sparse import Bm25Encoder
 from retrievers.points import DateRange
+from retrievers.client_store import ClientStore
 from retrievers.store import (
-    ClientStore,
     EdgeStore,
     Leg,
     Store,

@@ -61,7 +61,8 @@ def _folder_mb(path: Path) -> float:
 
 
 def _open(backend: str, folder: Path) -> Any:
-    from retrievers.store import ClientStore, EdgeStore
+    from retrievers.client_store import ClientStore
+    from retrievers.store import EdgeStore
 
     if backend == "edge":
         return EdgeStore(folder / "shard", "bench")
