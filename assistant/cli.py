@@ -41,6 +41,10 @@ SessionOption = Annotated[
     str | None, typer.Option("--session", help="Conversation id: memory keeps and recalls turns per session.")
 ]
 UserOption = Annotated[str, typer.Option("--user", help="Whose memory: recall never crosses users.")]
+WithoutOption = Annotated[
+    list[str] | None,
+    typer.Option("--without", help="Take a stage out of the pipeline, e.g. relevance_gate (repeatable; `tessera config --pipeline`)."),
+]
 
 
 @contextmanager
@@ -131,6 +135,7 @@ def ask(
     as_json: JsonOption = False,
     session: SessionOption = None,
     user: UserOption = "default",
+    without: WithoutOption = None,
 ) -> None:
     """Answer from the indexed documents, citing sources as [n]."""
     settings = _settings(home, set_, retrieval__top_k=top_k, models__generator=generator)
@@ -142,7 +147,7 @@ def ask(
     from assistant.types import Answer
     from retrievers.store import StoreError
 
-    assistant = Assistant(settings)
+    assistant = Assistant(settings, without=without or ())
     backend = None
     loading = assistant.preload_generator()  # in parallel with embedding and searching the question
     try:
@@ -354,6 +359,7 @@ def search(
     set_: SetOption = None,
     top_k: TopKOption = None,
     as_json: JsonOption = False,
+    without: WithoutOption = None,
 ) -> None:
     """Show the passages retrieval finds for a query, without generating an answer."""
     settings = _settings(home, set_, retrieval__top_k=top_k)
@@ -363,7 +369,7 @@ def search(
     from assistant.types import Trace, to_dict
     from retrievers.store import StoreError
 
-    assistant = Assistant(settings)
+    assistant = Assistant(settings, without=without or ())
     trace = Trace()
     try:
         hits = assistant.search(query, trace)
@@ -515,6 +521,7 @@ def config(
     home: HomeOption = None,
     set_: SetOption = None,
     pipeline: Annotated[bool, typer.Option("--pipeline", help="Print the stages a question runs through instead.")] = False,
+    without: WithoutOption = None,
 ) -> None:
     """Print the effective settings (defaults ← tessera.toml ← TESSERA_* ← flags) as JSON, or with --pipeline
     the stages a question runs through with them, in order."""
@@ -522,7 +529,10 @@ def config(
     if pipeline:
         from assistant.pipeline_view import pipeline_lines
 
-        typer.echo("\n".join(pipeline_lines(settings)))
+        try:
+            typer.echo("\n".join(pipeline_lines(settings, without or ())))
+        except ValueError as exc:  # a stage taken out that another needs
+            _fail(str(exc))
         return
     typer.echo(settings.model_dump_json(indent=2, exclude={"models": {"openai_api_key"}, "store": {"qdrant_api_key"}}))
 

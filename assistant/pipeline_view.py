@@ -1,52 +1,45 @@
-"""The pipeline a turn runs with given settings, as numbered lines: what `tessera config --pipeline` prints, so
-a newcomer can follow one question from the prompt to the printed answer (each line names the module that
-does it and the settings that shape it; a step that is off says so)."""
+"""The pipeline a turn runs with given settings, as text: what `tessera config --pipeline` prints, so a
+newcomer can follow one question from the prompt to the printed answer. It prints the `Pipeline` object the
+assistant runs (built from the settings; building loads no model and opens no store), framed by what a
+chat adds around it (memory recall before, remembering the exchange after), and names the steps that are off.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from assistant.config import Settings
 
+# Every stage that a setting can leave out, with the setting that puts it in.
+_OPTIONAL = {
+    "rewrite": "query.rewrite=true",
+    "decompose": "query.decompose=rules",
+    "hyde": "query.hyde=true",
+    "expand": "query.expansion=few-shot (or csqe)",
+    "csqe": "query.csqe=true",
+    "metadata": "query.metadata=boost",
+    "rerank": "retrieval.rerank=20",
+    "legs": "retrieval.trace_legs=true",
+    "select": "retrieval.adaptive_k=true",
+    "compress": "context.budget_words=300",
+}
 
-def _gate_floor(settings: Settings) -> str:
-    """The relevance gate's floor: the setting, else the embedder's own (built, not loaded, to read it)."""
-    if settings.retrieval.min_relevance is not None:
-        return str(settings.retrieval.min_relevance)
-    from assistant.models.registry import create_embedder
 
-    try:
-        return f"{create_embedder(settings).relevance_floor} ({settings.models.embedder}'s)"
-    except Exception:  # noqa: BLE001 - a missing model package: the pipeline still prints
-        return "of the embedder"
+def pipeline_lines(settings: Settings, without: Sequence[str] = ()) -> list[str]:
+    """The assistant's pipeline for ``settings`` (less the stages in ``without``), one line per stage."""
+    from assistant.assistant import Assistant
 
-
-def pipeline_lines(settings: Settings) -> list[str]:
-    """One line per stage, in the order a turn runs them (`Assistant.stream`, `ChatSession.stream`)."""
-    s, q, r, c = settings, settings.query, settings.retrieval, settings.context
-    llm = q.generator or s.models.generator
-    on = lambda flag: "on" if flag else "off"  # noqa: E731
-    steps = [
-        ("memory recall", "memory/memory.py",
-         f"{s.memory.router} units, {s.memory.recall_k} recalled" if s.memory.enabled else "off (memory.enabled)"),
-        ("rewrite a follow-up", "retrievers/rewrite.py", f"{on(q.rewrite)}, {q.rewrites} rewrites by {llm}, only with a conversation"),
-        ("decompose a multi-part question", "retrievers/decompose.py", q.decompose),
-        ("embed the query", "assistant/models", s.models.embedder),
-        ("HyDE", "retrievers/hyde.py", f"on, {q.hyde_passages} passage(s) by {llm}" if q.hyde else "off"),
-        ("LLM query expansion", "retrievers/expansion.py", f"{q.expansion}" + (f" by {llm}" if q.expansion != "off" else "")),
-        ("corpus-steered expansion (CSQE)", "retrievers/csqe.py", on(q.csqe)),
-        ("sources and dates named", "retrievers/query_analysis.py", q.metadata),
-        ("search", "retrievers/hybrid.py + store.py",
-         f"{r.mode}, fusion {r.fusion}, unit {r.unit}, {r.candidates} candidates per leg"),
-        ("title links (second hop)", "retrievers/links.py", f"from the top {r.links} document(s)" if r.links else "off"),
-        ("diversity across documents", "retrievers/hybrid.py",
-         f"at most {r.max_per_document} passage(s) per document first" if r.max_per_document else "off"),
-        ("rerank by the model's judgement", "retrievers/rerank.py", f"top {r.rerank} by {llm}" if r.rerank else "off"),
-        ("select", "assistant/selection.py", f"adaptive-k, at least {r.min_k}, at most {r.top_k}" if r.adaptive_k else f"top {r.top_k}"),
-        ("relevance gate", "assistant/assistant.py", f"abstain below cosine {_gate_floor(s)}"),
-        ("compress", "assistant/compression.py", f"{c.budget_words} words" if c.budget_words else "off (whole passages)"),
-        ("order the context", "assistant/ordering.py",
-         c.order + (f", {c.sort_rounds} round(s)" if c.order == "attention" else "")),
-        ("generate", f"assistant/models ({s.models.runtime})", f"{s.models.generator}, up to {s.models.max_new_tokens} tokens"),
-        ("support check and citations", "assistant/support.py + citations.py", f"unsupported answers: {s.answer.unsupported}"),
-        ("remember the exchange", "memory/memory.py", "on" if s.memory.enabled else "off"),
-    ]
-    return [f"{n:2d}. {name:<34} {what}  [{where}]" for n, (name, where, what) in enumerate(steps, 1)]
+    pipeline = Assistant(settings, without=without).pipeline
+    memory = settings.memory
+    lines = ["A question's way through Tessera: stage, what it does, the fields it reads → writes [module]."]
+    if memory.enabled:
+        lines.append(f"  -. {'memory recall':<15} {memory.router} units, {memory.recall_k} recalled (chats only)  [memory/memory.py]")
+    lines += pipeline.lines()
+    if memory.enabled:
+        lines.append(f"  -. {'remember':<15} the exchange, into the user's memory (chats only)  [memory/memory.py]")
+    off = [f"{name} ({how})" for name, how in _OPTIONAL.items() if name not in pipeline.names]
+    if off:
+        lines.append("Off: " + "; ".join(off) + ".")
+    if without:
+        lines.append(f"Taken out (--without): {', '.join(without)}.")
+    return lines

@@ -163,9 +163,16 @@ class StageRecord:
 
 @dataclass
 class Trace:
-    """The per-stage record of one run of a pipeline. Mutable: stages append as they run."""
+    """The per-stage record of one run of a pipeline. Mutable: stages append as they run.
+
+    Attributes:
+        stages: What each stage did and how long it took, in the order they finished.
+        pipeline: The names of the pipeline's stages, in order (`retrievers.pipeline.Pipeline`); a stage
+            that did nothing for this question (a rewrite without a conversation) has no record.
+    """
 
     stages: list[StageRecord] = field(default_factory=list)
+    pipeline: tuple[str, ...] = ()
 
     @contextmanager
     def stage(self, name: str, **details: Any) -> Iterator[dict[str, Any]]:

@@ -52,6 +52,10 @@ def run_cmd(
         bool, typer.Option("--retrieval-only", help="Retrieve only, no answers: retrieval metrics and latency on the answerable questions.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over when --out holds answers of another configuration.")] = False,
+    without: Annotated[
+        list[str] | None,
+        typer.Option("--without", help="Take a stage out of the pipeline (an ablation; repeatable): see `tessera config --pipeline`."),
+    ] = None,
 ) -> None:
     """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted
     (with the same settings: a different configuration stops with a message, or starts over with --force)."""
@@ -60,10 +64,13 @@ def run_cmd(
 
     if pipeline not in ("tessera", "vanilla"):
         raise typer.BadParameter(f"--pipeline must be tessera or vanilla, got {pipeline!r}")
+    if without and pipeline == "vanilla":
+        raise typer.BadParameter("--without takes stages out of Tessera's pipeline; the vanilla one has none to take out")
     settings = settings_from(home, set_)
     quiet_libraries()
     try:
-        runner = EvalRunner(settings, RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only, force))  # type: ignore[arg-type]
+        config = RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only, force, tuple(without or ()))  # type: ignore[arg-type]
+        runner = EvalRunner(settings, config)
         summary = runner.run()
     except (FileNotFoundError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

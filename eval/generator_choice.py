@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.assistant import finish_answer, needs_example
+from assistant.answering import finish_answer, needs_example
 from assistant.config import Settings
 from assistant.compression import ContextCompressor
 from assistant.models.registry import create_embedder, create_generator

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import Assistant, is_abstention
+from assistant.answering import is_abstention
+from assistant.assistant import Assistant
 from assistant.config import Settings, load_settings, parse_overrides
 from assistant.models.base import Generator
 from assistant.prompts import SYSTEM

@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import finish_answer, needs_example
+from assistant.answering import finish_answer, needs_example
 from assistant.config import load_settings, parse_overrides
 from assistant.models.registry import create_embedder, create_generator
 from assistant.prompts import STOP, build_messages

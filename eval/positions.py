@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import finish_answer, needs_example
+from assistant.answering import finish_answer, needs_example
 from assistant.config import Settings
 from assistant.models.base import Message
 from assistant.models.registry import create_generator

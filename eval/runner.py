@@ -66,6 +66,7 @@ class RunConfig:
     progress: bool = True
     retrieval_only: bool = False
     force: bool = False  # start over even if ``out_dir`` holds rows of another configuration
+    without: tuple[str, ...] = ()  # stages taken out of Tessera's pipeline (an ablation)
 
 
 def sample_questions(dataset: Dataset, limit: int | None, seed: int) -> list[QuestionRecord]:
@@ -297,7 +298,8 @@ class EvalRunner:
             if query_generator is not None:  # its replies are cached too (keys hold the model's name)
                 query_generator = CachedGenerator(query_generator, path)
                 self._caches.append(query_generator)
-        assistant = Assistant(index_settings, generator=generator, query_generator=query_generator)
+        assistant = Assistant(index_settings, generator=generator, query_generator=query_generator, without=self.config.without)
+        assistant.pipeline  # noqa: B018 - an ablation that cannot run stops here, before the index is built
         try:
             self._ensure_index(assistant, dataset, index_settings)
             yield assistant
@@ -361,9 +363,11 @@ class RunMismatch(ValueError):
 
 
 def run_record(settings: Settings, config: RunConfig) -> dict[str, Any]:
-    """What decides a run's answers: the pipeline, retrieval-only or not, and the settings."""
+    """What decides a run's answers: the pipeline (and the stages taken out of it), retrieval-only or not,
+    and the settings."""
     return {
         "pipeline": config.pipeline,
+        "without": list(config.without),
         "retrieval_only": config.retrieval_only,
         "settings": settings.model_dump(mode="json", exclude=_NOT_RESULTS),
     }

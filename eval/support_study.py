@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import finish_answer, is_abstention, unquote_header
+from assistant.answering import finish_answer, is_abstention, unquote_header
 from assistant.config import Settings
 from assistant.citations import strip_invalid
 from assistant.prompts import clean_answer

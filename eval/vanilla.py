@@ -25,7 +25,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from pydantic import Field, PrivateAttr
 
-from assistant.assistant import is_abstention
+from assistant.answering import is_abstention
 from assistant.config import Settings
 from assistant.models.base import Embedder, Generator, Message
 from assistant.types import Answer, Document, Hit, Trace

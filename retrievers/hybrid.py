@@ -1,40 +1,34 @@
 """Hybrid retrieval: from a question (and the conversation) to the fused, ranked units.
 
-The query side runs in this order, each step a setting that can be off (DESIGN.md, "Data flow"):
-rewrite a follow-up into standalone queries → HyDE for the dense leg → LLM and corpus-steered expansion for
-the BM25 leg → sources and dates the question names (`retrievers.query_analysis`) add legs restricted to
-them → one Qdrant query that fuses every leg (each query variant's dense and BM25 search) → for a
-multi-part question, one search per part, interleaved with the whole question's ranking → at most
-``retrieval.max_per_document`` passages of one document before the next documents get their turn. Every step records its inputs, outputs and time in the trace; an LLM step that fails falls back to its input.
+`retrieval_stages` builds the stages the settings turn on: the query plan (`retrievers.query_stages`:
+rewrite, decompose, embed, HyDE, expansion, CSQE, the legs, sources and dates) → `Search` (one Qdrant query
+that fuses every leg; a multi-part question's parts; the title links' second hop; diversity across
+documents) → `Rerank` by the query generator → `LegRankings` for the trace. `HybridRetriever` runs them as a
+pipeline for `tessera search` and the evaluation; the assistant runs them as the first stages of its own.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from assistant.config import ContextSettings, QuerySettings, RetrievalSettings
+from assistant.config import ContextSettings, QuerySettings, RetrievalSettings, Settings
 from assistant.models.base import Embedder, Generator
-from assistant.types import Exchange, Hit, StageRecord, Trace
-from retrievers.csqe import CorpusSteeredExpander
-from retrievers.decompose import decompose, interleave
-from retrievers.expansion import LLMExpander
-from retrievers.hyde import HyDE
+from assistant.types import Exchange, Hit, Trace
+from retrievers.decompose import interleave
 from retrievers.links import linked_titles, title_index
-from retrievers.query_analysis import Mentions, analyse
+from retrievers.pipeline import Pipeline, Stage, Turn
+from retrievers.query_stages import Components, QueryPlan, QueryPlanner, query_planner
 from retrievers.rerank import LLMReranker
-from retrievers.rewrite import ConversationalRewriter
-from retrievers.sparse import SparseVec, weighted_sum
-from retrievers.store import Leg, Store, StoreHit
+from retrievers.store_base import Leg, Store, StoreHit
+
+__all__ = ["HybridRetriever", "QueryPlan", "Search", "Rerank", "retrieval_stages", "hit_from_store"]
 
 # Proposition and document retrieval over-fetch, then collapse hits that share a passage or document.
 _OVERFETCH = 4
-_PLANS_KEPT = 64  # identical (question, conversation) pairs reuse their LLM steps within a process
-_LLM_STAGES = ("rewrite", "hyde", "expand", "csqe")
 
 
 def hit_from_store(found: StoreHit, *, passage_text: bool = False) -> Hit:
@@ -59,28 +53,170 @@ def hit_from_store(found: StoreHit, *, passage_text: bool = False) -> Hit:
     )
 
 
-@dataclass(frozen=True)
-class QueryPlan:
-    """What the query steps made of a question: the legs to fuse and the vector relevance is judged by.
+class Search(Stage):
+    """One Qdrant query that fuses every leg; for a multi-part question one per part, interleaved with the
+    whole question's ranking; the title links' second hop; at most ``retrieval.max_per_document`` passages
+    of one document before the next documents get their turn."""
 
-    Attributes:
-        variants: The query texts retrieved (the question, or its standalone rewrites).
-        legs: Every dense and BM25 leg, in fusion order.
-        reference: The first variant's own embedding (never the HyDE mix): hits' ``dense_score`` is the
-            cosine to it, so the relevance gate judges the question, not a hypothetical answer.
-        steps: The trace records of the steps that made the plan.
-        parts: A multi-part question's sub-queries, each with its own dense and BM25 legs.
-    """
+    name, reads, writes, where = "search", ("legs", "part_legs", "vectors", "top_k"), ("hits",), "retrievers/hybrid.py + store.py"
 
-    variants: tuple[str, ...]
-    legs: tuple[Leg, ...]
-    reference: np.ndarray
-    steps: tuple[StageRecord, ...]
-    parts: tuple[tuple[str, tuple[Leg, ...]], ...] = ()
+    def __init__(self, retrieval: RetrievalSettings, context: ContextSettings, components: Components) -> None:
+        self.settings, self.context, self.components = retrieval, context, components
+        self._titles: tuple[int, dict[str, list[str]]] | None = None
+
+    def run(self, turn: Turn) -> None:
+        r = self.settings
+        k = turn.top_k or r.top_k
+        unit = r.unit
+        collapse = {"document": "doc_id", "proposition": "passage_id"}.get(unit)
+        if unit == "proposition" and self.context.unit == "proposition":
+            collapse = None  # each proposition is its own context
+        per_document = r.max_per_document
+        limit = max(k * _OVERFETCH if collapse or per_document else k, r.rerank)
+        # Spreading reorders the fused list; it must not deepen each leg (score fusion normalises over the
+        # candidates, so more of them would change the ranking being spread).
+        candidates = max(r.candidates, k if per_document and not collapse else limit)
+        store_unit = "proposition" if unit == "proposition" else "passage"
+        reference = turn.vectors[0]
+        same = lambda h: getattr(h, collapse or "unit_id")  # noqa: E731
+        with turn.trace.stage("search", mode=r.mode, fusion=r.fusion, unit=unit, top_k=k, legs=len(turn.legs)) as info:
+            if unit == "passage+proposition":
+                hits = self._passages_and_best_propositions(turn.legs, reference, candidates)
+            else:
+                hits = self._ranking(turn.legs, reference, store_unit, limit, candidates, collapse, info)
+            if turn.part_legs:  # each part's own ranking, judged against the whole question
+                parts = [self._ranking(legs, reference, store_unit, limit, candidates, collapse) for _, legs in turn.part_legs]
+                hits = interleave([hits, *parts], same, limit)
+                info["parts"] = len(turn.part_legs)
+            if r.links and hits and unit != "passage+proposition":
+                linked = self._follow_links(turn.legs, reference, hits, store_unit, limit, candidates, collapse, info)
+                hits = interleave([hits, linked], same, limit)
+            if per_document:
+                hits = spread_documents(hits, per_document)
+                info["max_per_document"] = per_document
+            # `Rerank` judges the deeper list and keeps k.
+            turn.hits = hits[: max(k, r.rerank)] if r.rerank > 1 else hits[:k]
+            info["hits"] = [
+                {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
+                for h in turn.hits
+            ]
+
+    def _query(
+        self, legs: Sequence[Leg], reference: np.ndarray, unit: str, limit: int, candidates: int,
+        info: dict[str, Any] | None = None,
+    ) -> list[StoreHit]:
+        r = self.settings
+        return self.components.store.query(
+            legs, limit=limit, candidates=candidates, rrf_k=r.rrf_k, unit=unit, reference=reference, fusion=r.fusion,
+            info=info,
+        )
+
+    def _ranking(
+        self, legs: Sequence[Leg], reference: np.ndarray, unit: str, limit: int, candidates: int, collapse: str | None,
+        info: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The legs fused into hits, the best of each passage or document only when ``collapse`` names one."""
+        found = self._query(legs, reference, unit, limit, candidates, info)
+        hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
+        return _first_per(hits, collapse) if collapse else hits
+
+    def _follow_links(
+        self, legs: Sequence[Leg], reference: np.ndarray, hits: list[Hit], unit: str, limit: int, candidates: int,
+        collapse: str | None, info: dict[str, Any],
+    ) -> list[Hit]:
+        """The second hop: the question searched again, only in the documents whose titles the first hop's top
+        ``retrieval.links`` documents name (`retrievers.links`); best passage of each linked document first."""
+        sources = _first_per(hits, "doc_id")[: self.settings.links]
+        seen = {h.title for h in _first_per(hits, "doc_id")[: max(self.settings.links * 2, 4)]}
+        titles = linked_titles([h.text for h in sources], seen, self._known_titles())
+        info["links"] = {"from": [h.doc_id for h in sources], "titles": titles}
+        if not titles:
+            return []
+        restricted = [replace(leg, where=leg.where + (("title", tuple(titles)),)) for leg in legs if not leg.where]
+        linked = self._ranking(restricted, reference, unit, limit, candidates, collapse)
+        return _first_per(linked, collapse or "doc_id")
+
+    def _known_titles(self) -> dict[str, list[str]]:
+        """The index's document titles by match key, cached until this process next changes the store."""
+        store = self.components.store
+        if self._titles is None or self._titles[0] != store.generation:
+            self._titles = (store.generation, title_index(store.values("title", limit=1_000_000)))
+        return self._titles[1]
+
+    def _passages_and_best_propositions(self, legs: Sequence[Leg], reference: np.ndarray, candidates: int) -> list[Hit]:
+        """Passages ranked by RRF of two rankings: the passages' own, and the passages ordered by their best
+        proposition (Dense X's precise units as evidence for the passage that holds them)."""
+        passages = [hit_from_store(f) for f in self._query(legs, reference, "passage", candidates, candidates)]
+        found = self._query(legs, reference, "proposition", candidates * _OVERFETCH, candidates * _OVERFETCH)
+        by_proposition = _first_per([hit_from_store(f, passage_text=True) for f in found], "passage_id")
+        return fuse_passage_rankings([passages, by_proposition], self.settings.rrf_k)
+
+    def describe(self) -> str:
+        r = self.settings
+        extra = f", title links from the top {r.links}" if r.links else ""
+        extra += f", ≤{r.max_per_document} per document first" if r.max_per_document else ""
+        return f"{r.mode}, {r.fusion}, unit {r.unit}, {r.candidates} per leg{extra}"
+
+
+class Rerank(Stage):
+    """The top N judged by the query generator ("Does the passage help answer the question?")."""
+
+    name, reads, writes, where = "rerank", ("variants", "hits", "top_k"), ("hits",), "retrievers/rerank.py"
+
+    def __init__(self, retrieval: RetrievalSettings, components: Components) -> None:
+        self.settings, self.components = retrieval, components
+
+    def run(self, turn: Turn) -> None:
+        r = self.settings
+        if len(turn.hits) > 1:
+            with turn.trace.stage("rerank", top_n=r.rerank, order=r.rerank_order) as info:
+                reranker = LLMReranker(self.components.query_generator, r.rerank, r.rerank_order)
+                turn.hits = reranker.rerank(turn.variants[0], turn.hits, info)
+        turn.hits = turn.hits[: turn.top_k or r.top_k]
+
+    def describe(self) -> str:
+        return f"top {self.settings.rerank}, {self.settings.rerank_order}"
+
+
+class LegRankings(Stage):
+    """Each leg's own ranking, searched again for the trace (``retrieval.trace_legs``: diagnosis only)."""
+
+    name, reads, writes, where = "legs", ("legs",), (), "retrievers/hybrid.py"
+
+    def __init__(self, retrieval: RetrievalSettings, components: Components) -> None:
+        self.settings, self.components = retrieval, components
+
+    def run(self, turn: Turn) -> None:
+        if len(turn.legs) < 2:
+            return
+        r, store = self.settings, self.components.store
+        unit = "proposition" if r.unit == "proposition" else "passage"
+        with turn.trace.stage("legs", candidates=r.candidates) as info:
+            info["legs"] = {
+                leg.name: [f.unit_id for f in store.query([leg], limit=r.candidates, candidates=r.candidates, unit=unit)]
+                for leg in turn.legs
+            }
+
+    def describe(self) -> str:
+        return "each leg's ranking into the trace"
+
+
+def retrieval_stages(settings: Settings, components: Components) -> list[Stage]:
+    """The retrieval stages the settings turn on, in order: the query plan, search, reranking, leg rankings."""
+    r = settings.retrieval
+    stages: list[Stage] = [
+        query_planner(r, settings.query, settings.models.embedder, components, settings.query.generator or settings.models.generator),
+        Search(r, settings.context, components),
+    ]
+    if r.rerank > 1:
+        stages.append(Rerank(r, components))
+    if r.trace_legs:
+        stages.append(LegRankings(r, components))
+    return stages
 
 
 class HybridRetriever:
-    """Finds the units for a question: dense, BM25 or both fused by reciprocal rank fusion.
+    """Finds the units for a question: dense, BM25 or both fused (`retrieval_stages` run as a pipeline).
 
     The retrieval unit is a passage, a proposition (standing for its passage, or for itself, per
     ``context.unit``) or a document (ranked by its best passage, "MaxP").
@@ -88,7 +224,7 @@ class HybridRetriever:
     Args:
         store: The vector store holding the units.
         embedder: The embedder the units were indexed with.
-        settings: Unit, mode, top-k, candidates per leg, RRF k and weights.
+        settings: Unit, mode, top-k, candidates per leg, fusion and weights.
         context: What a hit's text is for proposition retrieval.
         query: Which query steps run (rewriting, HyDE, expansion, CSQE).
         generator: Returns the generator the LLM steps use; called only when one runs, so plain
@@ -108,13 +244,19 @@ class HybridRetriever:
         self.store = store
         self.embedder = embedder
         store.bind_embedder(embedder.name)
+        self._generator = generator
         self.settings = settings
         self.context = context or ContextSettings()
         self.query = query or QuerySettings(rewrite=False)
-        self._generator = generator
-        self._plans: OrderedDict[tuple[str, tuple[Exchange, ...]], QueryPlan] = OrderedDict()
-        self._sources: tuple[int, dict[str, list[str]]] | None = None
-        self._titles: tuple[int, dict[str, list[str]]] | None = None
+        whole = Settings(retrieval=settings, context=self.context, query=self.query)
+        self.pipeline = Pipeline(retrieval_stages(whole, self))
+
+    @property
+    def query_generator(self) -> Generator:
+        """The generator of the query steps (loaded only when one runs)."""
+        if self._generator is None:
+            raise ValueError("query rewriting and expansion need a generator; none was given to the retriever")
+        return self._generator()
 
     def retrieve(
         self,
@@ -132,235 +274,25 @@ class HybridRetriever:
             top_k: Overrides ``settings.top_k`` for this call.
             history: Earlier exchanges of the conversation, oldest first (for rewriting a follow-up).
         """
-        if not query.strip():
-            raise ValueError("the query is empty: ask a question with at least one word")
-        trace = trace if trace is not None else Trace()
-        k = top_k or self.settings.top_k
-        plan = self.plan(query, trace, history=history)
-        unit = self.settings.unit
-        collapse = {"document": "doc_id", "proposition": "passage_id"}.get(unit)
-        if unit == "proposition" and self.context.unit == "proposition":
-            collapse = None  # each proposition is its own context
-        per_document = self.settings.max_per_document
-        limit = k * _OVERFETCH if collapse or per_document else k
-        limit = max(limit, self.settings.rerank)
-        # Spreading reorders the fused list; it must not deepen each leg (score fusion normalises over the
-        # candidates, so more of them would change the ranking being spread).
-        candidates = max(self.settings.candidates, k if per_document and not collapse else limit)
-        store_unit = "proposition" if unit == "proposition" else "passage"
-        with trace.stage("search", mode=self.settings.mode, fusion=self.settings.fusion, unit=unit, top_k=k, legs=len(plan.legs)) as info:
-            if unit == "passage+proposition":
-                hits = self._passages_and_best_propositions(plan, candidates)
-            else:
-                found = self._search(plan, store_unit, limit, candidates, info)
-                hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
-                if collapse:
-                    hits = _first_per(hits, collapse)
-            if plan.parts:
-                rankings = [hits, *self._search_parts(plan, store_unit, limit, candidates, collapse)]
-                hits = interleave(rankings, lambda h: getattr(h, collapse or "unit_id"), limit)
-                info["parts"] = len(plan.parts)
-            if self.settings.links and hits and unit != "passage+proposition":
-                linked = self._follow_links(plan, hits, store_unit, limit, candidates, collapse, info)
-                hits = interleave([hits, linked], lambda h: getattr(h, collapse or "unit_id"), limit)
-            if per_document:
-                hits = spread_documents(hits, per_document)
-                info["max_per_document"] = per_document
-            hits = hits[: max(k, self.settings.rerank)]
-            info["hits"] = [
-                {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
-                for h in hits
-            ]
-        if self.settings.rerank > 1 and len(hits) > 1:
-            with trace.stage("rerank", top_n=self.settings.rerank, order=self.settings.rerank_order) as info:
-                reranker = LLMReranker(self._llm(), self.settings.rerank, self.settings.rerank_order)
-                hits = reranker.rerank(plan.variants[0], hits, info)
-        hits = hits[:k]
-        if self.settings.trace_legs and len(plan.legs) > 1:
-            with trace.stage("legs", candidates=candidates) as info:
-                info["legs"] = {
-                    leg.name: [f.unit_id for f in self.store.query([leg], limit=candidates, candidates=candidates, unit=store_unit)]
-                    for leg in plan.legs
-                }
-        return hits
-
-    def _search(
-        self, plan: QueryPlan, unit: str, limit: int, candidates: int, info: dict[str, Any] | None = None
-    ) -> list[StoreHit]:
-        return self.store.query(
-            plan.legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
-            fusion=self.settings.fusion, info=info,
-        )
-
-    def _follow_links(
-        self, plan: QueryPlan, hits: list[Hit], unit: str, limit: int, candidates: int, collapse: str | None,
-        info: dict[str, Any],
-    ) -> list[Hit]:
-        """The second hop: the question searched again, only in the documents whose titles the first hop's top
-        ``retrieval.links`` documents name (`retrievers.links`); best passage of each linked document first."""
-        sources = _first_per(hits, "doc_id")[: self.settings.links]
-        seen = {h.title for h in _first_per(hits, "doc_id")[: max(self.settings.links * 2, 4)]}
-        titles = linked_titles([h.text for h in sources], seen, self._known_titles())
-        info["links"] = {"from": [h.doc_id for h in sources], "titles": titles}
-        if not titles:
-            return []
-        legs = [replace(leg, where=leg.where + (("title", tuple(titles)),)) for leg in plan.legs if not leg.where]
-        found = self.store.query(
-            legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit, reference=plan.reference,
-            fusion=self.settings.fusion,
-        )
-        linked = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
-        return _first_per(linked, collapse or "doc_id")
-
-    def _known_titles(self) -> dict[str, list[str]]:
-        """The index's document titles by match key, cached until this process next changes the store."""
-        if self._titles is None or self._titles[0] != self.store.generation:
-            self._titles = (self.store.generation, title_index(self.store.values("title", limit=1_000_000)))
-        return self._titles[1]
-
-    def _search_parts(
-        self, plan: QueryPlan, unit: str, limit: int, candidates: int, collapse: str | None
-    ) -> list[list[Hit]]:
-        """Each part's own ranking (its dense and BM25 legs fused); hits judged against the whole question."""
-        rankings = []
-        for _, legs in plan.parts:
-            found = self.store.query(
-                legs, limit=limit, candidates=candidates, rrf_k=self.settings.rrf_k, unit=unit,
-                reference=plan.reference, fusion=self.settings.fusion,
-            )
-            hits = [hit_from_store(f, passage_text=collapse == "passage_id") for f in found]
-            rankings.append(_first_per(hits, collapse) if collapse else hits)
-        return rankings
-
-    def _passages_and_best_propositions(self, plan: QueryPlan, candidates: int) -> list[Hit]:
-        """Passages ranked by RRF of two rankings: the passages' own, and the passages ordered by their best
-        proposition (Dense X's precise units as evidence for the passage that holds them)."""
-        passages = [hit_from_store(f) for f in self._search(plan, "passage", candidates, candidates)]
-        found = self._search(plan, "proposition", candidates * _OVERFETCH, candidates * _OVERFETCH)
-        by_proposition = _first_per([hit_from_store(f, passage_text=True) for f in found], "passage_id")
-        return fuse_passage_rankings([passages, by_proposition], self.settings.rrf_k)
+        check_query(query)
+        turn = Turn(query, trace if trace is not None else Trace(), history=tuple(history), top_k=top_k)
+        for _ in self.pipeline.run(turn):
+            pass
+        return turn.hits
 
     def plan(self, question: str, trace: Trace, *, history: Sequence[Exchange] = ()) -> QueryPlan:
         """Runs the query steps for a question (or reuses an identical question's plan) and records them."""
-        key = (question, tuple(history))
-        if (known := self._plans.get(key)) is not None:
-            self._plans.move_to_end(key)
-            trace.stages.extend(replace(s, seconds=0.0, details={**s.details, "reused": True}) for s in known.steps)
-            return known
-        before = len(trace.stages)
-        plan = self._make_plan(question, history, trace)
-        plan = replace(plan, steps=tuple(trace.stages[before:]))
-        if any(s.name in _LLM_STAGES for s in plan.steps):
-            self._plans[key] = plan
-            if len(self._plans) > _PLANS_KEPT:
-                self._plans.popitem(last=False)
-        return plan
+        planner = self.pipeline.stages[0]
+        assert isinstance(planner, QueryPlanner)
+        turn = Turn(question, trace, history=tuple(history))
+        planner.run(turn)
+        return planner.plan(turn)
 
-    def _make_plan(self, question: str, history: Sequence[Exchange], trace: Trace) -> QueryPlan:
-        q, mode = self.query, self.settings.mode
-        variants = [question]
-        if history and q.rewrite:
-            with trace.stage("rewrite", exchanges=len(history)) as info:
-                variants = ConversationalRewriter(
-                    self._llm(), rewrites=q.rewrites, max_new_tokens=q.max_new_tokens
-                ).rewrite(question, history, info)
-        parts: list[str] = []
-        if q.decompose == "rules":
-            with trace.stage("decompose", method="rules") as info:
-                parts = decompose(variants[0])
-                info["parts"] = parts
-        with trace.stage("embed_query", embedder=self.embedder.name, variants=variants, parts=len(parts)):
-            embedded = self.embedder.embed_queries(variants + parts)
-        vectors, part_vectors = embedded[: len(variants)], embedded[len(variants) :]
-        dense = list(vectors)
-        hyde_used = False
-        if q.hyde and mode != "sparse":
-            with trace.stage("hyde", passages=q.hyde_passages) as info:
-                hyde = HyDE(self._llm(), self.embedder, passages=q.hyde_passages, max_new_tokens=q.max_new_tokens)
-                dense[0] = hyde.vector(variants[0], vectors[0], info)
-                hyde_used = "fallback" not in info
-        sparse = [self.store.encode_query(v) for v in variants]
-        expanded = False
-        if (q.expansion != "off" or q.csqe) and mode != "dense":
-            sparse[0], expanded = self._expand(variants[0], vectors[0], sparse[0], trace)
-        legs = []
-        for i in range(len(variants)):
-            if mode != "sparse":
-                name = f"q{i}.hyde" if i == 0 and hyde_used else f"q{i}.dense"
-                legs.append(Leg(name, "dense", dense[i], self.settings.dense_weight))
-            if mode != "dense":
-                name = f"q{i}.bm25+expansion" if i == 0 and expanded else f"q{i}.bm25"
-                legs.append(Leg(name, "sparse", sparse[i], self.settings.sparse_weight))
-        if q.metadata != "off":
-            legs = self._metadata_legs(question, legs, vectors[0], sparse[0], trace)
-        part_legs = tuple((text, tuple(self._plain_legs(f"part{i}", vector, text))) for i, (text, vector) in enumerate(zip(parts, part_vectors)))
-        return QueryPlan(tuple(variants), tuple(legs), vectors[0], (), part_legs)
 
-    def _metadata_legs(
-        self, question: str, legs: list[Leg], vector: np.ndarray, sparse: SparseVec, trace: Trace
-    ) -> list[Leg]:
-        """The question's sources and dates as extra legs restricted to them (``boost``: a wrong guess costs a
-        few places), or every leg restricted to the first of them (``filter``: a wrong guess finds nothing)."""
-        with trace.stage("metadata", mode=self.query.metadata) as info:
-            mentions = analyse(question, self._known_sources())
-            info["sources"] = [{"field": m.field, "value": m.value, "said": m.said} for m in mentions.sources]
-            info["dates"] = [{"from": m.range.start, "to": m.range.end, "said": m.said} for m in mentions.dates]
-        if not mentions:
-            return legs
-        restrictions = _restrictions(mentions)
-        if self.query.metadata == "filter":
-            return [replace(leg, where=restrictions[0]) for leg in legs]
-        extra = []
-        for n, where in enumerate(restrictions):
-            for leg in self._plain_legs(f"meta{n}", vector, question, sparse):
-                extra.append(replace(leg, where=where, weight=leg.weight * self.query.metadata_weight))
-        return legs + extra
-
-    def _known_sources(self) -> dict[str, list[str]]:
-        """The index's site and author values (facets), cached until this process next changes the store."""
-        if self._sources is None or self._sources[0] != self.store.generation:
-            self._sources = (self.store.generation, {f: self.store.values(f) for f in ("site", "author")})
-        return self._sources[1]
-
-    def _plain_legs(self, name: str, vector: np.ndarray, text: str, sparse: SparseVec | None = None) -> list[Leg]:
-        """A query's dense and BM25 legs, as the retrieval mode asks, with no LLM step."""
-        legs = []
-        if self.settings.mode != "sparse":
-            legs.append(Leg(f"{name}.dense", "dense", vector, self.settings.dense_weight))
-        if self.settings.mode != "dense":
-            encoded = sparse if sparse is not None else self.store.encode_query(text)
-            legs.append(Leg(f"{name}.bm25", "sparse", encoded, self.settings.sparse_weight))
-        return legs
-
-    def _expand(self, query: str, vector: np.ndarray, encoded: SparseVec, trace: Trace) -> tuple[SparseVec, bool]:
-        """The BM25 query with LLM (and corpus-steered) expansion; the plain one if every step fell back."""
-        q = self.query
-        # CSQE adds corpus sentences *alongside* the LLM's own expansion; few-shot works for base models too.
-        style = q.expansion if q.expansion != "off" else "few-shot"
-        with trace.stage("expand", query_repeats=q.query_repeats) as info:
-            expansion = LLMExpander(self._llm(), style=style, max_new_tokens=q.max_new_tokens).expand(query, info)
-        extra = [expansion] if expansion else []
-        if q.csqe:
-            with trace.stage("csqe", first_pass=q.csqe_hits) as info:
-                first_legs = [Leg("dense", "dense", vector), Leg("bm25", "sparse", encoded)]
-                if self.settings.mode == "sparse":
-                    first_legs = first_legs[1:]
-                first = self.store.query(
-                    first_legs, limit=q.csqe_hits, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k,
-                    unit="passage", fusion=self.settings.fusion,
-                )
-                info["first_pass_ids"] = [f.unit_id for f in first]
-                sentences = CorpusSteeredExpander(self._llm()).select(query, [f.payload["text"] for f in first], info)
-            extra += sentences
-        if not extra:
-            return encoded, False
-        parts = [(encoded, float(q.query_repeats))] + [(self.store.encode_query(t), 1.0) for t in extra]
-        return weighted_sum(parts), True
-
-    def _llm(self) -> Generator:
-        if self._generator is None:
-            raise ValueError("query rewriting and expansion need a generator; none was given to the retriever")
-        return self._generator()
+def check_query(query: str) -> None:
+    """Raises ValueError for an empty question (nothing to embed or match)."""
+    if not query.strip():
+        raise ValueError("the query is empty: ask a question with at least one word")
 
 
 def fuse_passage_rankings(rankings: Sequence[Sequence[Hit]], rrf_k: int) -> list[Hit]:
@@ -383,14 +315,6 @@ def fuse_passage_rankings(rankings: Sequence[Sequence[Hit]], rrf_k: int) -> list
     return [
         replace(first[key], unit_id=key, score=scores[key], dense_score=best_cosine[key]) for key in order
     ]
-
-
-def _restrictions(mentions: Mentions) -> list[tuple[tuple[str, Any], ...]]:
-    """One restriction per source named (with the first date, when there is one), or per date alone."""
-    date = (("date", mentions.dates[0].range),) if mentions.dates else ()
-    if mentions.sources:
-        return [((m.field, m.value), *date) for m in mentions.sources]
-    return [(("date", m.range),) for m in mentions.dates]
 
 
 def spread_documents(hits: Sequence[Hit], per_document: int) -> list[Hit]:

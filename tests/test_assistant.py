@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.assistant import Assistant, is_abstention, unquote_header
+from assistant.answering import is_abstention, unquote_header
+from assistant.assistant import Assistant
 from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder, FakeGenerator
 from assistant.prompts import ABSTAIN_TEXT, clean_answer

@@ -226,12 +226,13 @@ def test_any_failure_ends_in_one_line_and_debug_shows_the_traceback(
 def test_config_pipeline_prints_the_stages_in_order_with_their_settings(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "--pipeline", "--home", str(tmp_path), "--set", "query.hyde=true", "--set", "retrieval.links=0"])
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
-    names = [line[4:38].strip() for line in lines]
-    assert names.index("embed the query") < names.index("HyDE") < names.index("search") < names.index("generate")
-    assert "HyDE                               on, 1 passage(s)" in result.output
-    assert "title links (second hop)           off" in result.output
-    assert "abstain below cosine 0.79 (e5-small's)" in result.output  # the default embedder's own floor
+    heads = [line for line in result.output.splitlines() if line.rstrip().endswith("]")]  # each names its module
+    names = [line.split(".", 1)[1].split()[0] for line in heads]
+    assert names.index("embed_query") < names.index("hyde") < names.index("search") < names.index("generate") < names.index("cite")
+    assert "1 passage(s) by" in result.output and "variants, vectors → dense, hyde_used" in result.output
+    assert "title links" not in result.output  # off: not in the pipeline
+    assert "Off: decompose (query.decompose=rules)" in result.output
+    assert "abstain below cosine 0.79 (multilingual-e5-small-q4's)" in result.output  # the default embedder's floor
     pinned = runner.invoke(app, ["config", "--pipeline", "--home", str(tmp_path), "--set", "retrieval.min_relevance=0.3"])
     assert "abstain below cosine 0.3 " in pinned.output
-    assert all(line.rstrip().endswith("]") for line in lines)  # each names the module that does it
+    assert ". hyde " not in pinned.output and "hyde (query.hyde=true)" in pinned.output

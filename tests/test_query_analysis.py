@@ -13,6 +13,7 @@ from assistant.types import Document, Trace
 from ingestion.docstore import DocStore
 from ingestion.pipeline import Ingestor
 from retrievers.hybrid import HybridRetriever
+from retrievers.query_stages import Metadata
 from retrievers.points import DateRange
 from retrievers.query_analysis import analyse, find_dates, find_sources
 from retrievers.store import open_store
@@ -112,6 +113,7 @@ def test_known_sources_are_refreshed_after_an_ingest(settings: Settings, fake_em
         ingestor = Ingestor(settings, fake_embedder, store, docstore)
         ingestor.index_documents([(Document("a", "a", "", "Text one.", {"site": "Meridian Post"}), "1")])
         r = HybridRetriever(store, fake_embedder, RetrievalSettings(), query=QuerySettings())
-        assert r._known_sources()["site"] == ["Meridian Post"]
+        metadata = Metadata(RetrievalSettings(), QuerySettings(), r)
+        assert metadata.known_sources()["site"] == ["Meridian Post"]
         ingestor.index_documents([(Document("b", "b", "", "Text two.", {"site": "Summit Wire"}), "2")])
-        assert sorted(r._known_sources()["site"]) == ["Meridian Post", "Summit Wire"]
+        assert sorted(metadata.known_sources()["site"]) == ["Meridian Post", "Summit Wire"]

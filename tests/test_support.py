@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.assistant import finish_answer
+from assistant.answering import finish_answer
 from assistant.support import SupportChecker, content_words, names_in, numbers_in, sentences
 from assistant.types import Hit, Trace
 
