@@ -66,6 +66,18 @@ def _ingestor(settings: Settings) -> Iterator[Any]:
         _fail(str(exc))
 
 
+def _say_estimate(ingestor: Any, paths: list[Path], settings: Settings, min_text_bytes: float = 1e6) -> None:
+    """Says how long a large ingest will take before it starts (what needs indexing, at this machine's rate)."""
+    from ingestion.estimate import estimate, text_bytes
+    from ingestion.loaders import iter_files
+
+    todo = ingestor.pending(list(iter_files(paths)))
+    if text_bytes(todo) < min_text_bytes:
+        return  # a minute or less: the progress bar says the rest
+    embedder = getattr(ingestor.embedder, "inner", ingestor.embedder)  # the model itself, not its cache
+    typer.echo(estimate(todo, embedder, settings).describe(settings, embedder.name), err=True)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (.md .txt .html .pdf .docx).")],
@@ -83,6 +95,8 @@ def ingest(
             typer.secho(f"skipped {path}: {reason}", fg=typer.colors.YELLOW, err=True)
 
     with _ingestor(settings) as ingestor:
+        if not as_json:
+            _say_estimate(ingestor, paths, settings)
         report = ingestor.ingest_paths(
             paths, progress=sys.stderr.isatty() and not as_json, on_error=report_error, prune=prune
         )

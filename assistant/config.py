@@ -102,9 +102,13 @@ class IngestionSettings(_Section):
     more is refused rather than exhausting the machine's memory."""
     batch_size: int = Field(32, ge=1)
     """Units embedded per batch."""
-    propositions: Literal["rules", "llm", "off"] = "rules"
-    """How passages are decomposed into propositions (Dense X Retrieval): ``rules`` (deterministic,
-    offline, fast), ``llm`` (the generator propositionizes; for capable models) or ``off``."""
+    propositions: Literal["rules", "llm", "off"] = "off"
+    """How passages are decomposed into propositions (Dense X Retrieval): ``off`` (the default: the default
+    retrieval unit is the passage, and propositions, 4–5 per passage, made ingestion about 4× slower for no
+    measured gain: docs/EVALUATION.md §2, docs/BENCHMARKS.md "Ingestion"), ``rules`` (deterministic, offline,
+    fast) or ``llm`` (the generator propositionizes; for capable models). ``retrieval.unit=proposition`` and
+    ``passage+proposition`` need an index built with ``rules`` or ``llm``; changing this setting re-indexes
+    files on the next ingest."""
     proposition_header: bool = False
     """Index each proposition with its document title and section heading before it, as passages are
     (both the dense and the BM25 leg see them); off: the proposition's own words only."""

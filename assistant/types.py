@@ -161,6 +161,22 @@ class StageRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class StageClock:
+    """Seconds spent per named stage of a long job (ingestion's profile), summed over its calls. Stages timed
+    in different threads add up their own time, so shares can sum to more than the wall time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - began
+
+
 @dataclass
 class Trace:
     """The per-stage record of one run of a pipeline. Mutable: stages append as they run.

@@ -35,6 +35,7 @@ declare -A rows=(
   [12b-mpnet]="--set models.embedder=mpnet"
   [13-rerank-20]="--set retrieval.rerank=20 --set retrieval.rerank_order=replace $generator"
   [13b-rerank-20-fused]="--set retrieval.rerank=20 $generator"
+  [14-propositions-rules]="--set ingestion.propositions=rules"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do

@@ -74,6 +74,7 @@ def summarise(rows: list[dict[str, Any]], settings: Settings, dataset: Any, conf
     return {
         "dataset": {"path": str(config.data_dir), "name": dataset.name, "manifest": dataset.manifest},
         "pipeline": config.pipeline,
+        "without": list(getattr(config, "without", ())),
         "limit": config.limit,
         "seed": config.seed,
         "questions": len(rows),
@@ -154,7 +155,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any])
     _plot_latency(out / "latency.png", rows)
     ab = summary["abstention"]
     lines = [
-        f"# Evaluation: {summary['dataset']['name']} — {summary['pipeline']} pipeline",
+        f"# Evaluation: {summary['dataset']['name']} — {summary['pipeline']} pipeline"
+        + (f" without {', '.join(summary['without'])}" if summary.get("without") else ""),
         "",
         f"{summary['questions']} questions ({summary['answerable']} answerable), seed {summary['seed']}, "
         f"wall time {summary['wall_seconds']:.0f} s. Generator `{summary['settings']['models']['generator']}`, "

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from assistant.config import Settings
 from assistant.models.base import Embedder
 from assistant.models.embedding_cache import CachedEmbedder
-from assistant.types import Document, Passage, Proposition
+from assistant.types import Document, Passage, Proposition, StageClock
 from ingestion.docstore import DocStore
 from ingestion.metadata import describe
 from ingestion.loaders import LoaderError, check_file, iter_files, load_document, supported_extensions
@@ -49,6 +49,9 @@ class IngestReport:
     passages: int = 0
     propositions: int = 0
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (parse, split, propositions, embed, bm25, qdrant write, publish, docstore); parsing
+    and splitting run in a thread beside embedding, so the stages can sum to more than ``seconds``."""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,17 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def index_recipe(settings: Settings, embedder_name: str) -> str:
+    """What decides a file's units and vectors besides its bytes. It is part of the hash the docstore keeps,
+    so changing one of these settings (the chunk size, propositions on or off, the embedder) re-indexes a
+    file on the next ingest instead of skipping it as unchanged."""
+    i = settings.ingestion
+    parts = [embedder_name, i.chunk_size, i.chunk_overlap, i.propositions, i.proposition_header, i.metadata_header]
+    if i.propositions == "llm":
+        parts.append(settings.models.generator)  # the model that writes them
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
 
 
 def _ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:
@@ -121,6 +135,8 @@ class Ingestor:
         if settings.models.embedding_cache and not isinstance(embedder, CachedEmbedder):
             embedder = CachedEmbedder(embedder, settings.embedding_cache_path)
         self.embedder = embedder
+        self.clock = StageClock()  # the profile of everything this ingestor did (IngestReport.stage_seconds)
+        self.recipe = index_recipe(settings, embedder.name)
         store.bind_embedder(embedder.name)
         self.splitter = PassageSplitter(
             settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count
@@ -147,10 +163,13 @@ class Ingestor:
         began = time.perf_counter()
         report = IngestReport()
         files = list(iter_files(paths))
-        bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
+        sizes = {os.path.realpath(f): _size(f) for f in files}
+        # By bytes, not files: one long file among short ones would make a count of files a poor clock.
+        bar = tqdm(total=sum(sizes.values()), desc="ingest", unit="B", unit_scale=True, disable=not progress, leave=False)
         buffer: list[_Prepared] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as pool:
-            for prepared in _ahead(pool, self._prepare, bar):
+            for prepared in _ahead(pool, self._prepare, files):
+                bar.update(sizes.get(prepared.source, 0))
                 if prepared.error is not None:
                     report.failed.append((prepared.source, prepared.error))
                     if on_error is not None:
@@ -167,15 +186,18 @@ class Ingestor:
                     self._write(buffer)
                     buffer = []
                 elapsed = time.perf_counter() - began
-                bar.set_postfix(units=report.passages + report.propositions,
-                                units_s=f"{(report.passages + report.propositions) / elapsed:.1f}")
+                units = report.passages + report.propositions
+                bar.set_postfix(files=f"{len(report.ingested) + len(report.unchanged)}/{len(files)}", units=units,
+                                units_s=f"{units / elapsed:.1f}")
             self._write(buffer)
         bar.close()
         if report.ingested:
-            self.store.optimize()  # builds HNSW where needed (see index_documents)
+            with self.clock.measure("publish"):
+                self.store.optimize()  # builds HNSW where needed (see index_documents)
         if prune:
             report.pruned = self.prune()
         report.seconds = time.perf_counter() - began
+        report.stage_seconds = {k: round(v, 3) for k, v in self.clock.seconds.items()}
         return report
 
     def index_documents(
@@ -208,7 +230,8 @@ class Ingestor:
             self._write(buffer)
         # Qdrant Edge builds HNSW only when asked: at 100k units that takes hybrid queries from 12.8 to
         # 3.8 ms (docs/BENCHMARKS.md). Edge indexes only segments that need it, so this is free when nothing does.
-        self.store.optimize()
+        with self.clock.measure("publish"):
+            self.store.optimize()
         return counts[0], counts[1]
 
     def index_document(self, document: Document, content_hash: str) -> tuple[int, int]:
@@ -223,6 +246,18 @@ class Ingestor:
         self.store.delete_doc(record.id)
         self.docstore.delete(record.id)
         return True
+
+    def pending(self, files: Sequence[Path]) -> list[Path]:
+        """The files an ingest would (re)index: new, changed, or indexed with other settings (hashes them)."""
+        todo = []
+        for path in files:
+            try:
+                content = file_hash(path)
+            except OSError:
+                continue
+            if self.docstore.content_hash(os.path.realpath(path)) not in (f"{content}+{self.recipe}", content):
+                todo.append(path)
+        return todo
 
     def prune(self) -> list[str]:
         """Deletes every indexed file-backed document whose file is gone; returns their sources."""
@@ -244,17 +279,20 @@ class Ingestor:
         limits = self.settings.ingestion
         max_bytes = int(limits.max_file_mb * 1024 * 1024)
         try:
-            check_file(path, max_bytes=max_bytes)  # before hashing: a FIFO would block, a huge file be read
-            digest = file_hash(path)
-            if self.docstore.content_hash(source) == digest:
-                return _Prepared(source, digest, unchanged=True)
-            document = load_document(
-                path,
-                max_bytes=max_bytes,
-                max_unpacked_mb=limits.max_unpacked_mb,
-                parse_timeout_s=limits.parse_timeout_s,
-                parse_memory_mb=limits.parse_memory_mb,
-            )
+            with self.clock.measure("parse"):
+                check_file(path, max_bytes=max_bytes)  # before hashing: a FIFO would block, a huge file be read
+                content = file_hash(path)
+                digest = f"{content}+{self.recipe}"
+                # A bare content hash was stored before the recipe was: such a file counts as unchanged.
+                if self.docstore.content_hash(source) in (digest, content):
+                    return _Prepared(source, digest, unchanged=True)
+                document = load_document(
+                    path,
+                    max_bytes=max_bytes,
+                    max_unpacked_mb=limits.max_unpacked_mb,
+                    parse_timeout_s=limits.parse_timeout_s,
+                    parse_memory_mb=limits.parse_memory_mb,
+                )
         except LoaderError as exc:
             return _Prepared(source, error=str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "))
         except OSError as exc:
@@ -263,10 +301,12 @@ class Ingestor:
         return _Prepared(source, digest, document, tuple(passages), tuple(propositions))
 
     def _split(self, document: Document) -> tuple[list[Passage], list[Proposition]]:
-        passages = self.splitter.split(document)
+        with self.clock.measure("split"):
+            passages = self.splitter.split(document)
         if self.extractor is None or not passages:
             return passages, []
-        spans = self.extractor.extract_many([(p, document) for p in passages])
+        with self.clock.measure("propositions"):
+            spans = self.extractor.extract_many([(p, document) for p in passages])
         propositions = [
             Proposition(f"{p.id}:p{i}", p.id, document.id, span.text, span.start, span.end)
             for p, found in zip(passages, spans)
@@ -285,7 +325,8 @@ class Ingestor:
         self.store.ensure(self.embedder.dimension)
         documents = [item.document for item in batch if item.document is not None]
         doc_ids = [d.id for d in documents]
-        self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
+        with self.clock.measure("publish"):
+            self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
         units: list[tuple[str, str, dict[str, Any]]] = []
         for item, document in zip(batch, documents):
             units += _units_of(
@@ -295,10 +336,21 @@ class Ingestor:
         size = self.settings.ingestion.batch_size
         for start in range(0, len(units), size):
             chunk = units[start : start + size]
-            vectors = self.embedder.embed([text for _, text, _ in chunk])
-            self.store.upsert([StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)])
-        self.store.publish(doc_ids)
-        self.docstore.put_many([(d, item.digest, item.passages, item.propositions) for item, d in zip(batch, documents)])
+            with self.clock.measure("embed"):
+                vectors = self.embedder.embed([text for _, text, _ in chunk])
+            points = [StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)]
+            self.store.upsert(points, self.clock)
+        with self.clock.measure("publish"):
+            self.store.publish(doc_ids)
+        with self.clock.measure("docstore"):
+            self.docstore.put_many([(d, item.digest, item.passages, item.propositions) for item, d in zip(batch, documents)])
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _units(batch: Sequence[_Prepared]) -> int:

@@ -63,11 +63,14 @@ class Search(Stage):
     def __init__(self, retrieval: RetrievalSettings, context: ContextSettings, components: Components) -> None:
         self.settings, self.context, self.components = retrieval, context, components
         self._titles: tuple[int, dict[str, list[str]]] | None = None
+        self._checked: int | None = None  # the store generation whose propositions were checked
 
     def run(self, turn: Turn) -> None:
         r = self.settings
         k = turn.top_k or r.top_k
         unit = r.unit
+        if unit in ("proposition", "passage+proposition"):
+            self._check_propositions()
         collapse = {"document": "doc_id", "proposition": "passage_id"}.get(unit)
         if unit == "proposition" and self.context.unit == "proposition":
             collapse = None  # each proposition is its own context
@@ -100,6 +103,21 @@ class Search(Stage):
                 {"unit_id": h.unit_id, "score": round(h.score, 5), "dense_score": _round(h.dense_score)}
                 for h in turn.hits
             ]
+
+    def _check_propositions(self) -> None:
+        """Searching by proposition an index that holds none would find nothing and abstain on every question."""
+        store = self.components.store
+        if self._checked == store.generation:
+            return
+        units = store.values("unit")
+        if units and "proposition" not in units:
+            raise ValueError(
+                f"retrieval.unit={self.settings.unit} searches propositions, but this index holds none "
+                "(ingestion.propositions is off by default). Ingest your documents again with "
+                "--set ingestion.propositions=rules (changed settings re-index every file), or search passages "
+                "(retrieval.unit=passage)"
+            )
+        self._checked = store.generation
 
     def _query(
         self, legs: Sequence[Leg], reference: np.ndarray, unit: str, limit: int, candidates: int,

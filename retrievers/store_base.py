@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assistant.types import StageClock
 from retrievers.fusion import Fusion, fuse
 from retrievers.points import Leg, PointInfo, StoreHit, StorePoint
 from retrievers.qdrant_forms import DENSE, SPARSE, cosine, floats
@@ -164,8 +165,10 @@ class Store(ABC):
         middle of writing a document never leaves part of it retrievable.
         """
 
-    def upsert(self, points: Sequence[StorePoint]) -> None:
+    def upsert(self, points: Sequence[StorePoint], clock: StageClock | None = None) -> None:
         """Writes points, replacing any with the same unit id, with the BM25 vectors of their texts.
+
+        ``clock``, when given, is charged the BM25 encoding (``bm25``) and the write (``qdrant write``).
 
         Raises:
             StoreError: The collection does not exist yet (call `ensure`).
@@ -177,10 +180,13 @@ class Store(ABC):
         self._check_embedder()
         if self._embedder is not None:
             points = [replace(p, payload={**p.payload, "embedder": self._embedder}) for p in points]
+        clock = clock or StageClock()
         for start in range(0, len(points), _BATCH):
             batch = points[start : start + _BATCH]
-            sparse = self._bm25.encode_documents(p.text for p in batch)
-            self._write([(point_id(p.id), floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
+            with clock.measure("bm25"):
+                sparse = self._bm25.encode_documents(p.text for p in batch)
+            with clock.measure("qdrant write"):
+                self._write([(point_id(p.id), floats(p.dense), s, p.payload) for p, s in zip(batch, sparse)])
 
     def write_rows(self, rows: list[Row]) -> None:
         """Writes points exactly as another store holds them (`retrievers.migrate`): vectors and payload as

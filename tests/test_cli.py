@@ -109,7 +109,7 @@ def test_config_hides_secrets(env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_docs_forget_and_prune(env, tmp_path: Path) -> None:
     folder = corpus(tmp_path)
-    runner.invoke(app, ["ingest", str(folder)])
+    runner.invoke(app, ["ingest", str(folder), "--set", "ingestion.propositions=rules"])
     docs = json.loads(runner.invoke(app, ["docs", "--json"]).output)
     assert set(docs[0]) >= {"source", "content_hash", "passages", "propositions", "ingested_at"}
     assert docs[0]["propositions"] >= 1

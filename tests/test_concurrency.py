@@ -147,10 +147,10 @@ def test_cli_commands_refuse_a_home_the_web_app_owns(home, web) -> None:
     assert process.poll() is None
     code, _, err = stop(process)
     assert "Traceback" not in err, err
-    # The index holds exactly what it held (one passage, one proposition), and the home is free again.
-    assert points(path) == 2
+    # The index holds exactly what it held (one passage; propositions are off by default), and the home is free again.
+    assert points(path) == 1
     assert tessera(env, "ingest", str(corpus / "towers.md")).returncode == 0
-    assert points(path) == 4
+    assert points(path) == 2
 
 
 def test_web_app_refuses_a_home_a_cli_chat_owns(home) -> None:
@@ -171,7 +171,7 @@ def test_web_app_refuses_a_home_a_cli_chat_owns(home) -> None:
         if chat.poll() is None:
             chat.kill()
             chat.communicate()
-    assert points(path) == 2
+    assert points(path) == 1
     assert json.loads(tessera(env, "memory", "list", "--json").stdout)[0]["turns"] == 2
 
 

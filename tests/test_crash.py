@@ -35,7 +35,7 @@ runner = CliRunner()
 FILES = 8
 # Small passages and batches, so one ingest makes several writes of several upserts each (12 units a file:
 # 6 passages + 6 propositions; a write every 2 files, upserted in chunks of 16).
-INGESTION = {"chunk_size": 32, "chunk_overlap": 0, "batch_size": 16}
+INGESTION = {"chunk_size": 32, "chunk_overlap": 0, "batch_size": 16, "propositions": "rules"}  # many units: many batches to kill between
 REPLY = "Lake Baikal is the deepest lake in the world [1]."
 MARKER_TIMEOUT = 60.0
 

@@ -182,3 +182,19 @@ def test_title_links_bring_the_second_hop(settings: Settings, tmp_path: Path, fa
     assert [h.doc_id for h in two_hops][:2] == ["film", "lynch"]
     links = {s.name: s.details for s in trace.stages}["search"]["links"]
     assert links == {"from": ["film"], "titles": ["David Lynch"]}
+
+
+def test_searching_propositions_of_an_index_without_them_says_how_to_build_them(settings, fake_embedder, tmp_path) -> None:
+    from assistant.config import RetrievalSettings
+    from assistant.types import Document
+    from ingestion.docstore import DocStore
+    from ingestion.pipeline import Ingestor
+    from retrievers.hybrid import HybridRetriever
+    from retrievers.store import open_store
+
+    with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
+        Ingestor(settings, fake_embedder, store, docstore).index_documents([(Document("a", "a", "A", "Lake Baikal is deep."), "1")])
+        assert HybridRetriever(store, fake_embedder, RetrievalSettings()).retrieve("Baikal")  # passages: fine
+        for unit in ("proposition", "passage+proposition"):
+            with pytest.raises(ValueError, match="holds none.*--set ingestion.propositions=rules"):
+                HybridRetriever(store, fake_embedder, RetrievalSettings(unit=unit)).retrieve("Baikal")

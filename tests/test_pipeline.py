@@ -9,7 +9,7 @@ import pytest
 from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder
 from ingestion.docstore import DocStore
-from ingestion.pipeline import Ingestor
+from ingestion.pipeline import Ingestor, file_hash
 from ingestion.propositions import DeterministicExtractor
 from retrievers.store import open_store
 
@@ -193,3 +193,36 @@ def test_proposition_header_puts_title_and_heading_before_propositions_only_when
     assert plain["d:0"] == headed["d:0"]  # passages always carry it
     payloads = [p for _, _, p in _units_of(document, [passage], [proposition], proposition_header=True)]
     assert payloads[1]["text"] == "The tower was completed in 1889."  # what is shown stays the statement
+
+
+def test_a_changed_index_setting_reindexes_an_unchanged_file(settings: Settings, tmp_path: Path, fake_embedder) -> None:
+    from ingestion.propositions import build_extractor
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world. It is in Siberia.\n")
+
+    def ingest(s: Settings):
+        with open_store(s) as store, DocStore(s.docstore_path) as docstore:
+            ingestor = Ingestor(s, fake_embedder, store, docstore, build_extractor(s))
+            return ingestor.ingest_paths([folder], progress=False)
+
+    first = ingest(settings)
+    assert settings.ingestion.propositions == "off" and first.propositions == 0  # the default index: passages
+    assert set(first.stage_seconds) >= {"parse", "split", "embed", "bm25", "qdrant write", "publish", "docstore"}
+    assert ingest(settings).unchanged  # the same settings: skipped
+    rules = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"propositions": "rules"})})
+    again = ingest(rules)
+    assert again.ingested and again.propositions > 0  # not skipped as unchanged: its units differ now
+    assert ingest(rules).unchanged
+
+
+def test_a_file_recorded_before_the_recipe_counts_as_unchanged(ingestor: Ingestor, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\nSome words here.\n")
+    ingestor.ingest_paths([folder], progress=False)
+    source = str((folder / "a.md").resolve())
+    with ingestor.docstore._db:  # the bare content hash an older version stored
+        ingestor.docstore._db.execute("UPDATE documents SET content_hash = ? WHERE source = ?", (file_hash(folder / "a.md"), source))
+    assert ingestor.ingest_paths([folder], progress=False).unchanged == [source]

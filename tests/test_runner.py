@@ -61,7 +61,7 @@ def test_run_writes_answers_summary_and_report(fake_settings: Settings, tmp_path
     assert (tmp_path / "run" / "latency.png").stat().st_size > 0
     index = summary["index"]  # what building the cached index took
     assert index["documents"] == index["documents_indexed"] == 3 and index["passages"] == 3
-    assert index["propositions"] > 0 and index["extractor"] == "rules" and index["seconds"] >= 0
+    assert index["propositions"] == 0 and index["extractor"] == "off" and index["seconds"] >= 0  # passages only, by default
     again = run(fake_settings, data, tmp_path / "run2")
     assert again["index"] == index  # a cached index reports how it was built, not a rebuild
 
@@ -91,6 +91,8 @@ def test_a_resume_with_other_settings_stops_or_starts_over_with_force(fake_setti
         run(dense, data, out)
     with pytest.raises(RunMismatch, match="retrieval_only: False → True"):
         run(fake_settings, data, out, retrieval_only=True)
+    with pytest.raises(RunMismatch, match=r"without: \[\] → \['relevance_gate'\]"):  # an ablation is another run
+        run(fake_settings, data, out, without=("relevance_gate",))
     assert len((out / "answers.jsonl").read_text().splitlines()) == 1  # nothing was mixed in
     summary = run(dense, data, out, force=True)
     assert summary["settings"]["retrieval"]["mode"] == "dense" and summary["questions"] == 3
@@ -99,6 +101,16 @@ def test_a_resume_with_other_settings_stops_or_starts_over_with_force(fake_setti
     # Another home (where the models and the index cache live) is not another configuration.
     moved = dense.model_copy(update={"home": tmp_path / "elsewhere"})
     run(moved, data, out)
+
+
+def test_an_ablated_run_answers_without_the_stage(fake_settings: Settings, tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "data")
+    run(fake_settings, data, tmp_path / "run", without=("relevance_gate",))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]
+    assert rows and all("relevance_gate" not in r["timings"] and "generate" in r["timings"] for r in rows)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["without"] == ["relevance_gate"]
+    with pytest.raises(ValueError, match="no stage named gate"):
+        run(fake_settings, data, tmp_path / "run2", without=("gate",))
 
 
 def test_judge_configured_attempts_judged_metrics(fake_settings: Settings, tmp_path: Path) -> None:

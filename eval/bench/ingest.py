@@ -1,9 +1,13 @@
-"""Ingestion throughput, side by side in one run: Tessera (propositions off / rules / LLM) and vanilla
-llama-index (`VectorStoreIndex.from_documents`, its default splitter), same corpus, same embedder.
+"""Ingestion throughput, side by side in one run: Tessera (its defaults, propositions off / rules / LLM) and
+vanilla llama-index (`VectorStoreIndex.from_documents`, its default splitter), same corpus, same embedder,
+with each Tessera variant's profile (seconds per stage: parse, split, propositions, embed, BM25, Qdrant write,
+publish, docstore).
 
 Each variant runs in its own subprocess, so peak memory (max RSS) is its own and no model cache is shared.
 Run: ``python -m eval.bench.ingest data/squad1 --docs 200 --llm-docs 10`` (a dataset folder from
-``tessera eval convert``; ``--docs`` takes its first N corpus documents).
+``tessera eval convert``; ``--docs`` takes its first N corpus documents), or on long documents
+``python -m eval.bench.ingest ../shared/data/dev/squad/dev-v1.1.rebuilt.json --docs 12``: a SQuAD JSON file's
+articles, each one document of its paragraphs (about 5,000 words each).
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("tessera-off", "tessera-rules", "tessera-llm", "vanilla")
+VARIANTS = ("tessera-default", "tessera-off", "tessera-rules", "tessera-llm", "vanilla")
 
 
 def _documents(data: Path, limit: int) -> list[Any]:
     from assistant.types import Document
+
+    if data.is_file():  # a SQuAD JSON: each article is one long document
+        articles = json.loads(data.read_text())["data"][:limit]
+        return [
+            Document(f"article-{i}", f"article-{i}", a["title"].replace("_", " "), "\n\n".join(p["context"] for p in a["paragraphs"]), {})
+            for i, a in enumerate(articles)
+        ]
     from eval.datasets import load_dataset
 
     corpus = load_dataset(data).corpus[:limit]
@@ -37,8 +48,9 @@ def measure(variant: str, data: Path, limit: int) -> dict[str, Any]:
     documents = _documents(data, limit)
     with tempfile.TemporaryDirectory() as home:
         extractor = variant.removeprefix("tessera-") if variant.startswith("tessera") else "off"
+        ingestion = {} if extractor == "default" else {"propositions": extractor}
         # A fresh home per variant, but the usual model cache: converting the GGUF is not ingestion.
-        settings = Settings(home=home, ingestion={"propositions": extractor}, models={"cache_dir": Settings().model_cache})
+        settings = Settings(home=home, ingestion=ingestion, models={"cache_dir": Settings().model_cache})
         embedder = create_embedder(settings)
         embedder.embed(["warm up"])  # model load is not ingestion
         counted = _CountingEmbedder(embedder)
@@ -48,7 +60,7 @@ def measure(variant: str, data: Path, limit: int) -> dict[str, Any]:
 
             pipeline = VanillaPipeline(settings, counted, create_generator(settings, "fake"))
             pipeline.index(documents)
-            passages, propositions, stats = counted.texts, 0, {}
+            passages, propositions, stats, profile = counted.texts, 0, {}, {}
         else:
             from ingestion.docstore import DocStore
             from ingestion.pipeline import Ingestor
@@ -59,10 +71,14 @@ def measure(variant: str, data: Path, limit: int) -> dict[str, Any]:
                 ingestor = Ingestor(settings, counted, store, docstore, build_extractor(settings))
                 passages, propositions = ingestor.index_documents([(d, d.id) for d in documents])
                 stats = dict(getattr(ingestor.extractor, "stats", {}) or {})
+                profile = dict(ingestor.clock.seconds)
         seconds = time.perf_counter() - began
     return {
         "variant": variant,
+        "embedder": embedder.name,
+        "propositions_setting": settings.ingestion.propositions,
         "documents": len(documents),
+        "words": sum(len(d.text.split()) for d in documents),
         "passages": passages,
         "propositions": propositions,
         "embeddings": counted.texts,
@@ -73,6 +89,7 @@ def measure(variant: str, data: Path, limit: int) -> dict[str, Any]:
         "embeddings_s": counted.texts / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "extractor_stats": stats,
+        "profile": profile,
     }
 
 
@@ -93,7 +110,7 @@ class _CountingEmbedder:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="a dataset folder (tessera eval convert)")
+    parser.add_argument("data", type=Path, help="a dataset folder (tessera eval convert), or a SQuAD JSON file (long documents)")
     parser.add_argument("--docs", type=int, default=200, help="documents per variant")
     parser.add_argument("--llm-docs", type=int, default=10, help="documents for the (slow) LLM propositionizer")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
@@ -117,13 +134,23 @@ def main() -> None:
             f"{r['docs_s']:.1f} | {r['passages_s']:.1f} | {r['propositions_s']:.1f} | {r['embeddings_s']:.1f} | "
             f"{r['peak_rss_mb']:.0f} |"
         )
+    print(f"\nembedder {rows[0]['embedder']}; {rows[0]['words'] / max(rows[0]['documents'], 1):.0f} words per document")
+    stages = sorted({k for r in rows for k in r["profile"]}, key=lambda k: -max(r["profile"].get(k, 0) for r in rows))
+    if stages:
+        print("\nProfile: seconds per stage (share of the variant's wall time; parsing runs in a thread beside embedding)\n")
+        print("| variant | wall s | " + " | ".join(stages) + " |")
+        print("|---|---|" + "---|" * len(stages))
+        for r in rows:
+            if r["profile"]:
+                cells = [f"{r['profile'].get(k, 0):.1f} ({r['profile'].get(k, 0) / r['seconds']:.0%})" for k in stages]
+                print(f"| {r['variant']} ({r['propositions_setting']}) | {r['seconds']:.1f} | " + " | ".join(cells) + " |")
     for r in rows:
         if r["extractor_stats"]:
             print(f"\n{r['variant']} extractor: {r['extractor_stats']}")
-    base = next((r for r in rows if r["variant"] == "vanilla"), None)
-    off = next((r for r in rows if r["variant"] == "tessera-off"), None)
-    if base and off:
-        print(f"\nTessera (propositions off) / vanilla documents/s: {off['docs_s'] / base['docs_s']:.2f}")
+    by = {r["variant"]: r for r in rows}
+    for a, b in (("tessera-off", "vanilla"), ("tessera-default", "vanilla"), ("tessera-default", "tessera-rules")):
+        if a in by and b in by:
+            print(f"\n{a} / {b} documents/s: {by[a]['docs_s'] / by[b]['docs_s']:.2f}")
 
 
 if __name__ == "__main__":
