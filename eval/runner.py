@@ -93,6 +93,11 @@ def index_key(dataset: Dataset, settings: Settings) -> str:
             digest.update(json.dumps(about, sort_keys=True).encode())
             described = True
     digest.update(settings.models.embedder.encode())
+    if settings.models.embedder == "e5-small":
+        from assistant.models.e5 import batch_runtime
+
+        if batch_runtime(settings.models.e5_runtime) == "torch":  # indexes built before it keep their keys
+            digest.update(b"e5:torch")
     digest.update(str(resolve_dtype(settings.models.embedder_dtype)).encode())  # bf16 and fp32 vectors differ slightly
     ingestion = settings.ingestion
     if not described:  # no metadata: the header line is empty either way, so the index is the same

@@ -18,7 +18,7 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_every_row_on_every_set_by_default() -> None:
     lines = _run().stdout.splitlines()
     runs = [line for line in lines if line.startswith("eval run")]
-    assert len(runs) == 3 * 22
+    assert len(runs) == 3 * 24
     assert {line.split()[2] for line in runs} == {"data/squad2", "data/hotpotqa", "data/musique"}
     assert "eval run data/squad2 --out runs/ablation/squad2/3-hybrid --home .tessera-eval --retrieval-only --no-progress" in lines
     assert [line for line in lines if line.startswith("eval table")] == [

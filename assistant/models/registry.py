@@ -186,7 +186,10 @@ def _minilm(_: str, settings: Settings) -> Embedder:
 def _e5_small(_: str, settings: Settings) -> Embedder:
     from assistant.models.e5 import E5Embedder
 
-    return E5Embedder(threads=settings.models.threads)
+    return E5Embedder(
+        threads=settings.models.threads, runtime=settings.models.e5_runtime, cache=settings.shared_model_cache,
+        batch_size=settings.ingestion.batch_size,
+    )
 
 
 @register_embedder("mpnet")

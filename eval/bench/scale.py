@@ -11,6 +11,8 @@ Each (backend, size) runs in its own subprocess with a fresh folder, so peak mem
   this machine can run without a Qdrant server; a server or cluster is reached through the same `ClientStore`.
 
 Run: ``python -m eval.bench.scale --sizes 10000 100000 1000000`` (1M takes about half an hour here).
+``--words 180`` sizes each unit like a real passage (about 220 tokens, with the payload fields ingestion
+writes), for the memory and disk per unit that a user's real index needs (README, "Scaling out").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ DIM, TOPICS, VOCAB, WORDS = 384, 1000, 50_000, 40
 WRITE_BATCH = 2048
 
 
-def synthetic_units(n: int, seed: int = 0, batch: int = WRITE_BATCH) -> Any:
+def synthetic_units(n: int, seed: int = 0, batch: int = WRITE_BATCH, words_per_unit: int = WORDS) -> Any:
     """Yields ``(ids, vectors, texts)`` batches of ``n`` synthetic units in all (deterministic per seed)."""
     rng = np.random.default_rng(seed)
     centres = _unit(rng.standard_normal((TOPICS, DIM)).astype(np.float32))
@@ -41,7 +43,7 @@ def synthetic_units(n: int, seed: int = 0, batch: int = WRITE_BATCH) -> Any:
         size = min(batch, n - start)
         topic = rng.integers(0, TOPICS, size)
         vectors = _unit(centres[topic] + 0.35 * rng.standard_normal((size, DIM)).astype(np.float32))
-        words = np.minimum(rng.zipf(1.2, (size, WORDS)), VOCAB)
+        words = np.minimum(rng.zipf(1.2, (size, words_per_unit)), VOCAB)
         texts = [" ".join(f"w{w}" for w in row) for row in words]
         yield [f"u{start + i}" for i in range(size)], vectors, texts
 
@@ -81,7 +83,7 @@ def _latencies(store: Any, queries: list[tuple[np.ndarray, str]], mode: str) -> 
     return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))]}
 
 
-def measure(backend: str, n: int, queries: int) -> dict[str, Any]:
+def measure(backend: str, n: int, queries: int, words: int = WORDS) -> dict[str, Any]:
     """Loads ``n`` synthetic units into a fresh store; returns write rate, latencies and memory."""
     from retrievers.store import READY, StorePoint
 
@@ -93,16 +95,22 @@ def measure(backend: str, n: int, queries: int) -> dict[str, Any]:
         store = _open(backend, folder)
         store.ensure(DIM)
         began = time.perf_counter()
-        for ids, vectors, texts in synthetic_units(n):
+        for ids, vectors, texts in synthetic_units(n, words_per_unit=words):
             points = []
             for uid, vector, text in zip(ids, vectors, texts):
                 payload = {"unit_id": uid, "doc_id": uid, "unit": "passage", "state": READY, "text": text}
+                if words != WORDS:  # the other fields ingestion writes for a passage of a file
+                    payload |= {
+                        "passage_id": uid, "source": f"/home/user/documents/reports/{uid}.pdf", "title": f"Report {uid}",
+                        "heading": "Results › Regional figures", "page": 3, "start": 1200, "end": 2400,
+                        "embedder": "multilingual-e5-small-q4", "file_name": f"{uid}.pdf",
+                    }
                 points.append(StorePoint(uid, vector, text, payload))
                 if int(uid[1:]) in picked:
                     noisy = _unit((vector + 0.1 * rng.standard_normal(DIM).astype(np.float32))[None])[0]
                     wanted.append((noisy, " ".join(rng.choice(text.split(), 4))))
             store.upsert(points)
-        row: dict[str, Any] = {"backend": backend, "units": n, "write_units_s": n / (time.perf_counter() - began)}
+        row: dict[str, Any] = {"backend": backend, "units": n, "words": words, "write_units_s": n / (time.perf_counter() - began)}
         row["plain"] = {m: _latencies(store, wanted, m) for m in ("hybrid", "dense")}
         if backend == "edge":
             began = time.perf_counter()
@@ -131,11 +139,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--client-queries", type=int, default=30,
                         help="queries against qdrant-client's local mode (each takes up to seconds at 100k)")
+    parser.add_argument("--words", type=int, default=WORDS, help="words per unit (180: sized like a real passage)")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: BACKEND SIZE, print JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.queries)))
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.queries, args.words)))
         return
     rows = []
     for n in args.sizes:
@@ -143,7 +152,7 @@ def main() -> None:
             if backend == "client" and n > args.client_max:
                 continue
             queries = args.client_queries if backend == "client" else args.queries
-            cmd = [sys.executable, "-m", "eval.bench.scale", "--queries", str(queries), "--one", backend, str(n)]
+            cmd = [sys.executable, "-m", "eval.bench.scale", "--queries", str(queries), "--words", str(args.words), "--one", backend, str(n)]
             began = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
             if done.returncode != 0:
@@ -154,15 +163,18 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
     print("| backend | units | write (units/s) | hybrid p50 / p95 ms, no index | dense p50 / p95 ms, no index "
-          "| HNSW build (s) | hybrid p50 / p95 ms, HNSW | dense p50 / p95 ms, HNSW | RSS (MB) | peak RSS (MB) | disk (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| HNSW build (s) | hybrid p50 / p95 ms, HNSW | dense p50 / p95 ms, HNSW | RSS (MB) | peak RSS (MB) | disk (MB) "
+          "| RSS per 1M units (GB) | disk per 1M units (GB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         build = f"{r['optimize_s']:.1f}" if "optimize_s" in r else "–"
         print(
             f"| {r['backend']} | {r['units']:,} | {r['write_units_s']:.0f} | {_fmt(r['plain'], 'hybrid')} | "
             f"{_fmt(r['plain'], 'dense')} | {build} | {_fmt(r.get('indexed'), 'hybrid')} | "
-            f"{_fmt(r.get('indexed'), 'dense')} | {r['rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['disk_mb']:.0f} |"
+            f"{_fmt(r.get('indexed'), 'dense')} | {r['rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['disk_mb']:.0f} | "
+            f"{r['rss_mb'] / r['units'] * 1e6 / 1024:.1f} | {r['disk_mb'] / r['units'] * 1e6 / 1024:.1f} |"
         )
+    print(f"\n{args.words} words per unit")
 
 
 if __name__ == "__main__":
