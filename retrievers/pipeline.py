@@ -15,6 +15,7 @@ Modelled on Haystack 2's components and PyTerrier's transformers, kept to what T
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -88,7 +89,7 @@ class Turn:
 TURN_FIELDS = frozenset(f.name for f in fields(Turn))
 
 
-class Stage:
+class Stage(ABC):
     """One step of a turn. Subclasses set the class attributes and implement `run`.
 
     Attributes:
@@ -105,9 +106,9 @@ class Stage:
     where: str = ""
     inner: Pipeline | None = None  # a stage made of stages (the query plan) prints and traces them
 
+    @abstractmethod
     def run(self, turn: Turn) -> Iterable[str] | None:
         """Does the step; a stage that generates text returns its pieces (streamed to the user as they come)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement run")
 
     def describe(self) -> str:
         """What this instance does, with the settings that shape it (one short phrase)."""
