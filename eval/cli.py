@@ -56,6 +56,9 @@ def run_cmd(
         list[str] | None,
         typer.Option("--without", help="Take a stage out of the pipeline (an ablation; repeatable): see `tessera config --pipeline`."),
     ] = None,
+    engine: Annotated[str, typer.Option(help="local, or ray: answer with a pool of Ray actors, each with a copy of the index.")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray actors with --engine ray.", min=1)] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="A running Ray cluster for --engine ray (default: start a local one).")] = None,
 ) -> None:
     """Answer every question of a dataset and write metrics, a summary and a report. Resumes if interrupted
     (with the same settings: a different configuration stops with a message, or starts over with --force)."""
@@ -66,10 +69,15 @@ def run_cmd(
         raise typer.BadParameter(f"--pipeline must be tessera or vanilla, got {pipeline!r}")
     if without and pipeline == "vanilla":
         raise typer.BadParameter("--without takes stages out of Tessera's pipeline; the vanilla one has none to take out")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     settings = settings_from(home, set_)
     quiet_libraries()
     try:
-        config = RunConfig(data_dir, out, pipeline, limit, seed, progress, retrieval_only, force, tuple(without or ()))  # type: ignore[arg-type]
+        config = RunConfig(
+            data_dir, out, pipeline, limit, seed, progress, retrieval_only, force, tuple(without or ()),  # type: ignore[arg-type]
+            engine, workers, ray_address,
+        )
         runner = EvalRunner(settings, config)
         summary = runner.run()
     except (FileNotFoundError, ValueError) as exc:

@@ -67,6 +67,9 @@ class RunConfig:
     retrieval_only: bool = False
     force: bool = False  # start over even if ``out_dir`` holds rows of another configuration
     without: tuple[str, ...] = ()  # stages taken out of Tessera's pipeline (an ablation)
+    engine: str = "local"  # or "ray": questions answered by a pool of Ray actors (eval/ray_eval.py)
+    workers: int = 2  # Ray actors, each with its own copy of the index and its own models
+    ray_address: str | None = None  # a running Ray cluster; None starts a local one
 
 
 def sample_questions(dataset: Dataset, limit: int | None, seed: int) -> list[QuestionRecord]:
@@ -181,31 +184,47 @@ class EvalRunner:
             done = set()
         todo = [q for q in questions if q.id not in done]
         if todo:
-            with self._pipeline(dataset) as qa, answers_path.open("a") as sink:
-                judged, unjudged = (None, None) if self.config.retrieval_only else self._ragas_evaluators()
-                judged_ids = {q.id for q in questions[: self.settings.eval.judge_sample]}
-                corpus = {r.id: r.text for r in dataset.corpus}
-                bar = tqdm(todo, desc="questions", unit="q", disable=not self.config.progress)
-                for question in bar:
-                    replayed = self._replayed_seconds()
-                    if judged is None or unjudged is None:
-                        row = self._retrieve_one(qa, question)
-                    else:
-                        ragas = judged if question.id in judged_ids else unjudged
-                        row = self._answer_one(qa, question, ragas, corpus)
-                    if (extra := self._replayed_seconds() - replayed) > 0:
-                        row["timings"]["llm_replayed"] = extra
-                    row["timings"]["retrieval_total"] = sum(row["timings"].get(k, 0.0) for k in RETRIEVAL_STAGES)
-                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    sink.flush()
+            judged_ids = {q.id for q in questions[: self.settings.eval.judge_sample]}
+            if self.config.engine == "ray" and self.config.pipeline == "tessera":
+                from eval.ray_eval import answer_with_ray
+
+                with self.qa_pipeline(dataset):
+                    pass  # builds the index (or finds it built); the actors answer from copies of it
+                with answers_path.open("a") as sink:
+                    for row in answer_with_ray(self, dataset, todo, judged_ids):
+                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        sink.flush()
+            else:
+                with self.qa_pipeline(dataset) as qa, answers_path.open("a") as sink:
+                    evaluators = (None, None) if self.config.retrieval_only else self.ragas_evaluators()
+                    corpus = {r.id: r.text for r in dataset.corpus}
+                    for question in tqdm(todo, desc="questions", unit="q", disable=not self.config.progress):
+                        row = self.row(qa, question, evaluators, question.id in judged_ids, corpus)
+                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        sink.flush()
         rows = [r for r in _read_rows(answers_path) if r["id"] in {q.id for q in questions}]
         summary = summarise(rows, self.settings, dataset, self.config, time.perf_counter() - began)
-        marker = self._index_settings(dataset).home / "complete"
+        marker = self.index_settings(dataset).home / "complete"
         if self.config.pipeline == "tessera" and marker.exists():
             summary["index"] = json.loads(marker.read_text())  # what building the cached index took
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         write_report(out, rows, summary)
         return summary
+
+    def row(
+        self, qa: QA, question: QuestionRecord, evaluators: tuple[Any, Any], judged: bool, corpus: dict[str, str]
+    ) -> dict[str, Any]:
+        """One question's row of ``answers.jsonl``: retrieval only, or the answer with its metrics; ``evaluators``
+        are the RAGAS evaluators for the judged sample and for the rest (None, None for retrieval only)."""
+        replayed = self._replayed_seconds()
+        if evaluators[0] is None or evaluators[1] is None:
+            row = self._retrieve_one(qa, question)
+        else:
+            row = self._answer_one(qa, question, evaluators[0] if judged else evaluators[1], corpus)
+        if (extra := self._replayed_seconds() - replayed) > 0:
+            row["timings"]["llm_replayed"] = extra
+        row["timings"]["retrieval_total"] = sum(row["timings"].get(k, 0.0) for k in RETRIEVAL_STAGES)
+        return row
 
     def _answer_one(
         self, qa: QA, question: QuestionRecord, ragas: RagasEvaluator, corpus: dict[str, str]
@@ -261,7 +280,7 @@ class EvalRunner:
     def _replayed_seconds(self) -> float:
         return sum(cache.replayed_seconds for cache in self._caches)
 
-    def _ragas_evaluators(self) -> tuple[RagasEvaluator, RagasEvaluator]:
+    def ragas_evaluators(self) -> tuple[RagasEvaluator, RagasEvaluator]:
         """The evaluator for questions in the judged sample, and the one (without judge) for the rest. The
         judge scores only the metrics it is trusted on (`eval.judge_agreement.left_out`)."""
         from assistant.models.registry import create_embedder, create_generator
@@ -277,7 +296,7 @@ class EvalRunner:
         return RagasEvaluator(embedder, judge, skip=skip), RagasEvaluator(embedder, None, no_judge_reason=outside)
 
     @contextmanager
-    def _pipeline(self, dataset: Dataset) -> Iterator[QA]:
+    def qa_pipeline(self, dataset: Dataset) -> Iterator[QA]:
         """Builds (or reuses) the index and yields the pipeline that answers."""
         from assistant.models.registry import create_embedder, create_generator
 
@@ -290,7 +309,7 @@ class EvalRunner:
             return
         from assistant.assistant import Assistant
 
-        index_settings = self._index_settings(dataset)
+        index_settings = self.index_settings(dataset)
         generator = create_generator(index_settings)
         name = index_settings.query.generator
         query_generator = create_generator(index_settings, name) if name and name != index_settings.models.generator else None
@@ -313,7 +332,7 @@ class EvalRunner:
             for cache in self._caches:
                 cache.close()
 
-    def _index_settings(self, dataset: Dataset) -> Settings:
+    def index_settings(self, dataset: Dataset) -> Settings:
         """The run's settings with ``home`` moved to the cached index for this corpus and these settings."""
         home = self.settings.home / "eval-index" / index_key(dataset, self.settings)
         models = self.settings.models.model_copy(update={"cache_dir": self.settings.model_cache})

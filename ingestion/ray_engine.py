@@ -30,7 +30,7 @@ from ingestion.loaders import iter_files
 from ingestion.pipeline import ErrorHook, IngestReport, Ingestor, Preparer, _Prepared
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(ValueError):
     """Ray is not installed; the message says how to install it."""
 
 

@@ -70,3 +70,23 @@ def test_tessera_ingest_engine_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(app, ["ingest", str(folder), "--engine", "ray", "--workers", "1", "--home", str(tmp_path / "h")])
     assert result.exit_code == 0, result.output
     assert "ingested 3 file(s)" in result.output and "1 skipped" in result.output
+
+
+def test_eval_run_engine_ray_answers_as_the_local_run(settings: Settings, tmp_path: Path) -> None:
+    import json
+
+    from eval.runner import EvalRunner, RunConfig
+    from tests.test_runner import tiny_dataset
+
+    data = tiny_dataset(tmp_path / "data")
+    models = settings.models.model_copy(update={"embedder": "fake", "generator": "fake"})
+    settings = settings.model_copy(update={"models": models, "eval": settings.eval.model_copy(update={"judge": None})})
+    EvalRunner(settings, RunConfig(data, tmp_path / "local", progress=False)).run()
+    EvalRunner(settings, RunConfig(data, tmp_path / "ray", progress=False, engine="ray", workers=2)).run()
+
+    def rows(run: str) -> dict[str, tuple]:
+        found = [json.loads(line) for line in (tmp_path / run / "answers.jsonl").read_text().splitlines()]
+        return {r["id"]: (r["answer"], r["abstained"], r["retrieved_ids"], r["metrics"]) for r in found}
+
+    assert rows("ray") == rows("local") and len(rows("ray")) == 3
+    assert not (tmp_path / "ray" / ".ray-actors").exists()  # the actors' copies of the index are gone
