@@ -97,7 +97,7 @@ class Stage(ABC):
         reads: The `Turn` fields it needs.
         writes: The `Turn` fields it sets.
         where: The module that holds the method, for a reader of the printed pipeline.
-        inner: The stages a composite stage runs (`retrievers.hybrid.QueryPlanner`), else None.
+        inner: The stages a composite stage runs (`retrievers.query_stages.QueryPlanner`), else None.
     """
 
     name: str = ""
