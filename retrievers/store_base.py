@@ -277,9 +277,9 @@ class Store(ABC):
             found = self._fuse_here(legs, limit, candidates, rrf_k, must, fusion, info)
         ref = None if reference is None else np.asarray(reference, dtype=np.float64)
         hits = [StoreHit(str(pl.get("unit_id", "")), pl, float(score), cosine(ref, vec)) for pl, score, vec in found]
-        # RRF often ties (rank 1 + rank 3 = rank 3 + rank 1) and engines break ties by storage order; a fixed
-        # tie-break keeps results, and the LLM prompts built from them, reproducible.
-        return sorted(hits, key=lambda h: (-h.score, h.unit_id))
+        # Fusion ties (RRF: rank 1 + rank 3 = rank 3 + rank 1; DBSF: two legs that disagree about two hits) go to
+        # the hit closer to the question, then by id: not to storage order or to ids that hash file paths.
+        return sorted(hits, key=lambda h: (-h.score, -(h.dense_score if h.dense_score is not None else -2.0), h.unit_id))
 
     def _fuse_here(
         self, legs: Sequence[Leg], limit: int, candidates: int, rrf_k: int, must: dict[str, Any], fusion: Fusion,

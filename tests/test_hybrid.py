@@ -198,3 +198,26 @@ def test_searching_propositions_of_an_index_without_them_says_how_to_build_them(
         for unit in ("proposition", "passage+proposition"):
             with pytest.raises(ValueError, match="holds none.*--set ingestion.propositions=rules"):
                 HybridRetriever(store, fake_embedder, RetrievalSettings(unit=unit)).retrieve("Baikal")
+
+
+def test_a_fusion_tie_goes_to_the_hit_closer_to_the_question(fake_embedder, tmp_path) -> None:
+    from assistant.config import RetrievalSettings, Settings
+    from ingestion.docstore import DocStore
+    from ingestion.pipeline import Ingestor
+    from retrievers.hybrid import HybridRetriever
+    from retrievers.store import open_store
+
+    firsts = []
+    for folder in "abcdefgh":  # unit ids hash the file paths: before, the tie went whichever way they sorted
+        settings = Settings(home=tmp_path / folder / "home")
+        corpus = tmp_path / folder / "docs"
+        corpus.mkdir(parents=True)
+        (corpus / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world, 1,642 metres deep. It lies in Siberia.\n")
+        (corpus / "towers.md").write_text("# Towers\nThe Eiffel Tower is in Paris and is 330 metres tall.\n")
+        with open_store(settings) as store, DocStore(settings.docstore_path) as docstore:
+            Ingestor(settings, fake_embedder, store, docstore).ingest_paths([corpus], progress=False)
+            hits = HybridRetriever(store, fake_embedder, RetrievalSettings()).retrieve("How tall is the Eiffel Tower, and how deep is Lake Baikal?")
+        assert hits[0].score == hits[1].score  # the two legs disagree: DBSF ties them
+        firsts.append(hits[0].title)
+        assert hits[0].dense_score > hits[1].dense_score
+    assert firsts == ["Towers"] * 8
