@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from assistant.assistant import Assistant
 from assistant.config import Settings
 from assistant.models.fake import FakeEmbedder, FakeGenerator
@@ -13,9 +15,9 @@ from assistant.backend import ChatBackend
 from ui.web.render import trace_html
 
 
-def test_a_fact_from_an_earlier_session_is_answered_and_cited_as_the_conversation(
-    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
-) -> None:
+@pytest.fixture
+def backend(settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator):
+    """A chat backend over fakes with one document about Lake Baikal indexed."""
     # The fake embedder is a 64-bucket word hash: a stricter gate keeps its collisions from passing as relevance.
     settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.5})})
     corpus = tmp_path / "docs"
@@ -25,52 +27,48 @@ def test_a_fact_from_an_earlier_session_is_answered_and_cited_as_the_conversatio
     backend = ChatBackend(settings, assistant=assistant)
     try:
         backend.ingest([corpus], progress=False)
-        fake_generator.enqueue("Your project codename is Bluefinch.")
-        # Nothing relevant is recalled or indexed yet: abstained, but the user's words are remembered.
-        assert backend.chat("ann", "s1").ask("Remember this: my project codename is Bluefinch.").abstained
-        answer = backend.chat("ann", "s2").ask("What is my project codename?")
-        stages = {s.name: s.details for s in answer.trace.stages}
-        # The documents know nothing about codenames; the recalled turn lets the model answer.
-        assert stages["relevance_gate"]["documents_relevant"] is False and stages["relevance_gate"]["passed"] is True
-        assert not answer.abstained and answer.text == "Your project codename is Bluefinch."
-        assert answer.unsupported == () and answer.citations == ()
-        assert stages["cite"]["from_memory"][0]["session"] == "s1"
-        printed = answer_text(answer)
-        assert "From the conversation (session s1): User: Remember this: my project codename is Bluefinch." in printed
-        assert "Unverified" not in printed
-        # The trace shows the recalled text, not only its id.
-        assert any("Bluefinch" in m["text"] for m in stages["memory"]["recalled"])
-        assert "Recalled from the conversation" in trace_html("What is my project codename?", answer)
-        # Another user recalls nothing: the gate looks at the documents alone and abstains.
-        other = backend.chat("bob", "s1").ask("What is my project codename?")
-        assert other.abstained
+        yield backend
     finally:
         backend.close()
+
+
+def test_a_fact_from_an_earlier_session_is_answered_and_cited_as_the_conversation(
+    backend: ChatBackend, fake_generator: FakeGenerator
+) -> None:
+    fake_generator.enqueue("Your project codename is Bluefinch.")
+    # Nothing relevant is recalled or indexed yet: abstained, but the user's words are remembered.
+    assert backend.chat("ann", "s1").ask("Remember this: my project codename is Bluefinch.").abstained
+    answer = backend.chat("ann", "s2").ask("What is my project codename?")
+    stages = {s.name: s.details for s in answer.trace.stages}
+    # The documents know nothing about codenames; the recalled turn lets the model answer.
+    assert stages["relevance_gate"]["documents_relevant"] is False and stages["relevance_gate"]["passed"] is True
+    assert not answer.abstained and answer.text == "Your project codename is Bluefinch."
+    assert answer.unsupported == () and answer.citations == ()
+    assert stages["cite"]["from_memory"][0]["session"] == "s1"
+    printed = answer_text(answer)
+    assert "From the conversation (session s1): User: Remember this: my project codename is Bluefinch." in printed
+    assert "Unverified" not in printed
+    # The trace shows the recalled text, not only its id.
+    assert any("Bluefinch" in m["text"] for m in stages["memory"]["recalled"])
+    assert "Recalled from the conversation" in trace_html("What is my project codename?", answer)
+    # Another user recalls nothing: the gate looks at the documents alone and abstains.
+    other = backend.chat("bob", "s1").ask("What is my project codename?")
+    assert other.abstained
 
 
 def test_the_assistants_own_earlier_reply_is_not_evidence_for_itself(
-    settings: Settings, tmp_path: Path, fake_embedder: FakeEmbedder, fake_generator: FakeGenerator
+    backend: ChatBackend, fake_generator: FakeGenerator
 ) -> None:
-    settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.5})})
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "lakes.md").write_text("# Lakes\nLake Baikal is the deepest lake in the world, 1,642 metres deep.\n")
-    assistant = Assistant(settings, embedder=fake_embedder, generator=fake_generator, store=open_store(settings))
-    backend = ChatBackend(settings, assistant=assistant)
-    try:
-        backend.ingest([corpus], progress=False)
-        # The user never says the codename; the model invents one anyway, and it is shown unverified.
-        fake_generator.enqueue("Your project codename is Redwing.", "Your project codename is Redwing.")
-        first = backend.chat("ann", "s1").ask("How deep is Lake Baikal, and what is my project codename?")
-        assert not first.abstained and "Redwing" in "".join(first.unsupported) + answer_text(first)
-        assert "From the conversation" not in answer_text(first)
-        again = backend.chat("ann", "s2").ask("What is my project codename?")
-        stages = {s.name: s.details for s in again.trace.stages}
-        assert any("Redwing" in m["text"] for m in stages["memory"]["recalled"])  # recalled, with the reply in it
-        assert not stages["cite"].get("from_memory")  # but the reply does not vouch for itself
-        assert "From the conversation" not in answer_text(again)
-    finally:
-        backend.close()
+    # The user never says the codename; the model invents one anyway, and it is shown unverified.
+    fake_generator.enqueue("Your project codename is Redwing.", "Your project codename is Redwing.")
+    first = backend.chat("ann", "s1").ask("How deep is Lake Baikal, and what is my project codename?")
+    assert not first.abstained and "Redwing" in "".join(first.unsupported) + answer_text(first)
+    assert "From the conversation" not in answer_text(first)
+    again = backend.chat("ann", "s2").ask("What is my project codename?")
+    stages = {s.name: s.details for s in again.trace.stages}
+    assert any("Redwing" in m["text"] for m in stages["memory"]["recalled"])  # recalled, with the reply in it
+    assert not stages["cite"].get("from_memory")  # but the reply does not vouch for itself
+    assert "From the conversation" not in answer_text(again)
 
 
 def test_a_memory_failure_never_costs_the_answer_and_is_retried(
